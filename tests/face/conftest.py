@@ -1,0 +1,35 @@
+"""Fixtures for the face-consistency tests: the shared real photos and one loaded scorer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ui.face_consistency import FaceScorer
+
+FACES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    if not (FACES_DIR / "obama_1.jpg").is_file():
+        pytest.skip(f"needs the real face photos in {FACES_DIR} (../shared/faces from the repo root)")
+    return FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def scorer() -> FaceScorer:
+    # Loading the dlib models takes about a second: once per test session.
+    return FaceScorer()
+
+
+@pytest.fixture()
+def no_face_png(tmp_path: Path) -> Path:
+    """A generated image with no face in it: a gradient with a flat block."""
+    img = Image.linear_gradient("L").resize((1024, 1024)).convert("RGB")
+    img.paste((30, 120, 200), (300, 300, 700, 700))
+    path = tmp_path / "no_face.png"
+    img.save(path)
+    return path
