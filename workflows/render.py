@@ -1,0 +1,233 @@
+"""Fill a shipped ComfyUI graph from a typed request.
+
+Nodes are found by their role, the `_meta.title` every template node carries, never
+by node id, so a template can be rebuilt in the ComfyUI editor without breaking this
+code. Every call returns a new graph: templates are read fresh and never changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from workflows.object_info import IMPLICIT_MODEL_FILES, MODEL_FILE_INPUTS, choice_options
+from workflows.request_models import (
+    MAX_SEED,
+    CharacterRequest,
+    FluxDevRequest,
+    FluxLoraRequest,
+    FluxSchnellRequest,
+    Wan2Request,
+)
+
+PIPELINES = ("flux-dev", "flux-schnell", "flux-lora", "instantid", "pulid", "wan2")
+GRAPHS_DIR = Path(__file__).with_name("graphs")
+
+# The request model each pipeline is filled from. flux-lora's and the character
+# pipelines' models extend the Flux Dev fields, so a subclass is accepted.
+REQUEST_TYPES: dict[str, type[BaseModel]] = {
+    "flux-dev": FluxDevRequest,
+    "flux-schnell": FluxSchnellRequest,
+    "flux-lora": FluxLoraRequest,
+    "instantid": CharacterRequest,
+    "pulid": CharacterRequest,
+    "wan2": Wan2Request,
+}
+
+# What the shipped templates name where a per-request file goes; the tests install
+# these names so that a template validates as shipped.
+TEMPLATE_LORA_FILE = "character_lora.safetensors"
+TEMPLATE_REFERENCE_IMAGE = "reference.png"
+
+
+class RenderError(ValueError):
+    """A graph cannot be filled from this request."""
+
+
+class UnknownPipelineError(RenderError):
+    def __init__(self, pipeline: str) -> None:
+        super().__init__(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
+
+
+class MissingRoleError(RenderError):
+    """A template has no node, or more than one, with a role that must be filled."""
+
+    def __init__(self, pipeline: str, role: str, found: int, roles: list[str]) -> None:
+        what = "no node" if found == 0 else f"{found} nodes"
+        super().__init__(
+            f"template {pipeline!r} has {what} with _meta.title {role!r} (exactly one needed); "
+            f"roles present: {', '.join(sorted(roles)) or 'none'}"
+        )
+        self.pipeline, self.role = pipeline, role
+
+
+class MissingInputError(RenderError):
+    def __init__(self, pipeline: str, role: str, class_type: str, input_name: str) -> None:
+        super().__init__(
+            f"template {pipeline!r}: node with role {role!r} ({class_type}) has no input "
+            f"{input_name!r} to fill"
+        )
+
+
+@dataclass(frozen=True)
+class Fill:
+    role: str
+    input_name: str
+    value: Any
+
+
+@lru_cache(maxsize=len(PIPELINES))
+def _template_text(pipeline: str) -> str:
+    return (GRAPHS_DIR / f"{pipeline}.json").read_text(encoding="utf-8")
+
+
+def load_template(pipeline: str) -> dict[str, Any]:
+    """A fresh copy of a shipped graph, as ComfyUI's API format."""
+    if pipeline not in PIPELINES:
+        raise UnknownPipelineError(pipeline)
+    return json.loads(_template_text(pipeline))
+
+
+def _prompt_text(request: BaseModel) -> str:
+    prompt: str = request.prompt  # type: ignore[attr-defined]
+    trigger = getattr(request, "trigger_word", None)
+    # A LoRA learns its character under the trigger word; without it the LoRA
+    # barely shows, so it leads the prompt unless the user already wrote it.
+    if trigger and trigger.strip() and trigger not in prompt:
+        return f"{trigger.strip()}, {prompt}"
+    return prompt
+
+
+def _image_fills(request: BaseModel, seed: int) -> list[Fill]:
+    r: Any = request
+    return [
+        Fill("positive", "text", _prompt_text(request)),
+        Fill("negative", "text", r.negative_prompt),
+        Fill("latent", "width", r.width),
+        Fill("latent", "height", r.height),
+        Fill("sampler", "seed", seed),
+        Fill("sampler", "steps", r.steps),
+    ]
+
+
+def _fills(pipeline: str, request: BaseModel, seed: int, lora_file: str | None,
+           reference_image: str | None) -> list[Fill]:
+    r: Any = request
+    if pipeline == "wan2":
+        return [
+            Fill("positive", "text", r.prompt),
+            Fill("negative", "text", r.negative_prompt),
+            Fill("latent", "width", r.width),
+            Fill("latent", "height", r.height),
+            Fill("latent", "length", r.frames),
+            Fill("sampler", "seed", seed),
+            Fill("sampler", "steps", r.steps),
+            Fill("sampler", "cfg", float(r.guidance)),
+            Fill("save", "fps", float(r.fps)),
+        ]
+    fills = _image_fills(request, seed)
+    if pipeline in ("flux-dev", "flux-lora", "pulid"):
+        # Flux Dev is guidance-distilled: guidance goes to FluxGuidance, cfg stays 1.
+        fills.append(Fill("guidance", "guidance", float(r.guidance)))
+    # flux-schnell: distilled without guidance, so the request's guidance is unused.
+    if pipeline == "flux-lora":
+        if not lora_file:
+            raise RenderError("flux-lora needs lora_file: the LoRA's file name in models/loras")
+        fills += [Fill("lora", "lora_name", lora_file),
+                  Fill("lora", "strength_model", float(r.lora_strength))]
+    if pipeline in ("instantid", "pulid"):
+        if not reference_image:
+            raise RenderError(
+                f"{pipeline} needs reference_image: the uploaded image's name in ComfyUI's input folder"
+            )
+        fills.append(Fill("reference_image", "image", reference_image))
+    if pipeline == "instantid":
+        fills += [Fill("instantid", "ip_weight", float(r.instantid_strength)),
+                  Fill("instantid", "cn_strength", float(r.controlnet_strength)),
+                  Fill("sampler", "cfg", float(r.guidance))]
+    if pipeline == "pulid":
+        # PuLID has no ControlNet; instantid_strength is the identity weight.
+        fills.append(Fill("pulid", "weight", float(r.instantid_strength)))
+    return fills
+
+
+def nodes_by_role(graph: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Role (`_meta.title`) -> ids of the nodes that carry it."""
+    roles: dict[str, list[str]] = {}
+    for node_id, node in graph.items():
+        title = (node.get("_meta") or {}).get("title") if isinstance(node, dict) else None
+        if isinstance(title, str):
+            roles.setdefault(title, []).append(node_id)
+    return roles
+
+
+def apply_fills(pipeline: str, graph: dict[str, Any], fills: list[Fill]) -> None:
+    roles = nodes_by_role(graph)
+    for fill in fills:
+        ids = roles.get(fill.role, [])
+        if len(ids) != 1:
+            raise MissingRoleError(pipeline, fill.role, len(ids), list(roles))
+        node = graph[ids[0]]
+        if fill.input_name not in node.get("inputs", {}):
+            raise MissingInputError(pipeline, fill.role, node.get("class_type", "?"), fill.input_name)
+        node["inputs"][fill.input_name] = fill.value
+
+
+def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
+                    lora_file: str | None = None,
+                    reference_image: str | None = None) -> dict[str, Any]:
+    """A new API-format graph for `pipeline`, filled from `request`: prompt texts,
+    size, steps, seed, guidance, LoRA file and strength, reference image name,
+    identity strengths, video frames and fps, as the pipeline has them."""
+    if pipeline not in PIPELINES:
+        raise UnknownPipelineError(pipeline)
+    expected = REQUEST_TYPES[pipeline]
+    if not isinstance(request, expected):
+        raise RenderError(
+            f"{pipeline} is filled from {expected.__name__}, got {type(request).__name__}"
+        )
+    if not 0 <= seed <= MAX_SEED:
+        raise RenderError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+    graph = load_template(pipeline)
+    apply_fills(pipeline, graph, _fills(pipeline, request, seed, lora_file, reference_image))
+    return graph
+
+
+def graph_model_files(graph: Mapping[str, Any],
+                      object_info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(models folder, file name) for every model file the graph names or its nodes
+    load implicitly, in node order, without repeats.
+
+    An input counts when MODEL_FILE_INPUTS lists it and, for a node type this
+    object_info knows, the input is a choice list there.
+    """
+    found: list[tuple[str, str]] = []
+    for node in graph.values():
+        if not isinstance(node, dict):
+            continue
+        class_type = node.get("class_type")
+        inputs = node.get("inputs") or {}
+        known = object_info.get(class_type) if isinstance(class_type, str) else None
+        for (model_class, input_name), folder in MODEL_FILE_INPUTS.items():
+            if model_class != class_type or not isinstance(inputs.get(input_name), str):
+                continue
+            if known is not None and not _is_choice(known, input_name):
+                continue
+            found.append((folder, inputs[input_name]))
+        if isinstance(class_type, str):
+            found += IMPLICIT_MODEL_FILES.get(class_type, ())
+    return list(dict.fromkeys(found))
+
+
+def _is_choice(node_info: Mapping[str, Any], input_name: str) -> bool:
+    for section in ("required", "optional"):
+        spec = ((node_info.get("input") or {}).get(section) or {}).get(input_name)
+        if isinstance(spec, list):
+            return choice_options(spec) is not None
+    return False
