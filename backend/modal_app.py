@@ -1,0 +1,331 @@
+# # RYLA on Modal: the `ryla-comfyui` app
+#
+# The production backend: the same FastAPI app as `ryla-backend` (backend/api.py),
+# served by Modal in front of a ComfyUI that runs in the same container on a GPU.
+#
+#     modal secret create huggingface-secret HF_TOKEN=hf_...
+#     modal secret create ryla-api-token RYLA_API_TOKEN=...
+#     modal run backend/modal_app.py::download_models      # once; fills the models Volume
+#     modal deploy backend/modal_app.py                    # prints the web URL
+#
+# docs/modal.md has the whole walk-through, the URLs and the costs.
+#
+# The values the decorators use are module-level constants so that tests can check
+# them offline (tests/modal/), where Modal itself cannot be reached.
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+import modal
+
+if TYPE_CHECKING:  # the backend is imported inside the container, where it runs
+    from fastapi import FastAPI
+
+    from backend.model_download import DownloadReport
+    from backend.settings import Settings
+
+APP_NAME = "ryla-comfyui"
+
+# ## Pinned versions
+#
+# ComfyUI v0.3.64 (tag commit below): the newest release whose core the two node packs
+# were written against; PuLID_Flux_ll patches Flux internals, so a ComfyUI bump is a
+# deliberate change, made together with the node-pack commits and re-tested.
+COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
+COMFYUI_VERSION = "v0.3.64"
+COMFYUI_COMMIT = "637221995f7424a561bd825de3e61ea117dfe1e3"
+INSTANTID_REPO = "https://github.com/cubiq/ComfyUI_InstantID.git"
+INSTANTID_COMMIT = "1ef34ef573581bd9727c1e0ac05aa956b356a510"
+PULID_REPO = "https://github.com/lldacing/ComfyUI_PuLID_Flux_ll.git"
+PULID_COMMIT = "ba90657fe6ffa8072ac169a949bfa5e4153bf48a"
+
+# torch from PyPI ships CUDA 12.8 wheels, which H100/A100/L40S all run.
+TORCH_PACKAGES = ("torch==2.8.0", "torchvision==0.23.0", "torchaudio==2.8.0")
+# The node packs' requirements.txt, pinned (insightface 0.7.3 builds from source:
+# debian_slim has the compiler, cython is needed first).
+CUSTOM_NODE_PACKAGES = (
+    "insightface==0.7.3",
+    "onnxruntime-gpu==1.22.0",
+    "facexlib==0.3.0",
+    "ftfy==6.3.1",
+    "timm==1.0.19",
+)
+# What backend/ and workflows/ import, in pyproject.toml's ranges (a test checks).
+BACKEND_PACKAGES = (
+    "fastapi>=0.160,<1",
+    "pydantic>=2.10,<3",
+    "python-multipart>=0.0.20,<0.1",
+    "requests>=2.32,<3",
+    "pillow>=11,<13",
+    "websocket-client>=1.8,<2",
+    "posthog>=6,<8",
+)
+HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")
+
+# ## Paths
+#
+# The models Volume is mounted as ComfyUI's own models directory: the InstantID and
+# PuLID nodes open models_dir/instantid, models_dir/pulid and models_dir/insightface
+# directly, which an extra_model_paths.yaml would not redirect.
+# The LoRA Volume is mounted beside it, at /loras, not inside it (Modal does not promise
+# nested Volume mounts); extra_model_paths.yaml adds /loras to ComfyUI's "loras" folder,
+# so LoraLoaderModelOnly lists what the backend's LoraStore writes there.
+COMFYUI_DIR = "/root/comfy/ComfyUI"
+MODELS_DIR = f"{COMFYUI_DIR}/models"
+LORA_DIR = "/loras"
+EXTRA_MODEL_PATHS = "/root/comfy/extra_model_paths.yaml"
+DATA_DIR = "/root/ryla-data"  # job records and outputs: per container, like ComfyUI's output/
+COMFYUI_PORT = 8188
+COMFYUI_URL = f"http://127.0.0.1:{COMFYUI_PORT}"  # ComfyUI is only reachable inside the container
+
+MODELS_VOLUME_NAME = "ryla-models"
+LORA_VOLUME_NAME = "ryla-loras"
+HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
+API_SECRET_NAME = "ryla-api-token"  # RYLA_API_TOKEN
+
+# ## Scaling
+#
+# Set at deploy time, e.g. `RYLA_MODAL_GPU=A100-80GB modal deploy backend/modal_app.py`.
+# An 80 GB card holds Flux Dev (fp16, 24 GB) with T5 and the face models at once.
+GPU = os.environ.get("RYLA_MODAL_GPU", "H100")
+# ComfyUI runs one prompt at a time; several inputs per container let /health, /loras,
+# /models and a short queue through while one image renders. Past TARGET_INPUTS the
+# autoscaler starts another container rather than letting the queue grow.
+MAX_INPUTS = int(os.environ.get("RYLA_MODAL_MAX_INPUTS", "4"))
+TARGET_INPUTS = 2
+MIN_CONTAINERS = int(os.environ.get("RYLA_MODAL_MIN_CONTAINERS", "0"))  # 1 = always warm, billed
+SCALEDOWN_WINDOW_S = int(os.environ.get("RYLA_MODAL_SCALEDOWN_S", "300"))
+REQUEST_TIMEOUT_S = 15 * 60  # above the backend's 600 s generation deadline
+STARTUP_TIMEOUT_S = 10 * 60
+COMFYUI_READY_TIMEOUT_S = 300.0
+DOWNLOAD_TIMEOUT_S = 4 * 60 * 60  # the whole manifest is ~100 GB on a first run
+# GPU memory snapshots are alpha on Modal; RYLA_MODAL_GPU_SNAPSHOT=0 deploys without
+# them (cold starts then pay for torch import and node loading, ~30-60 s more).
+GPU_SNAPSHOT = os.environ.get("RYLA_MODAL_GPU_SNAPSHOT", "1") != "0"
+
+# ## The image
+
+EXTRA_MODEL_PATHS_YAML = f"ryla_loras:\n    loras: {LORA_DIR}\n"
+
+
+def git_checkout_commands(repo: str, commit: str, dest: str) -> list[str]:
+    """Shell steps that put `repo` at exactly `commit` in `dest` (no branch, no tag)."""
+    return [
+        f"git init -q {dest}",
+        f"git -C {dest} remote add origin {repo}",
+        f"git -C {dest} fetch -q --depth 1 origin {commit}",
+        f"git -C {dest} checkout -q FETCH_HEAD",
+        # Fail the build if what was checked out is not the pinned commit.
+        f'test "$(git -C {dest} rev-parse HEAD)" = "{commit}"',
+    ]
+
+
+image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .apt_install("git", "libgl1", "libglib2.0-0", "ffmpeg")  # opencv (insightface) and video
+    .pip_install(*TORCH_PACKAGES)
+    .run_commands(
+        *git_checkout_commands(COMFYUI_REPO, COMFYUI_COMMIT, COMFYUI_DIR),
+        f"pip install -r {COMFYUI_DIR}/requirements.txt {' '.join(TORCH_PACKAGES)}",
+    )
+    .run_commands(
+        *git_checkout_commands(INSTANTID_REPO, INSTANTID_COMMIT,
+                               f"{COMFYUI_DIR}/custom_nodes/ComfyUI_InstantID"),
+        *git_checkout_commands(PULID_REPO, PULID_COMMIT,
+                               f"{COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
+    )
+    .pip_install("cython==3.1.2")
+    .pip_install(*CUSTOM_NODE_PACKAGES, *TORCH_PACKAGES)
+    .pip_install(*BACKEND_PACKAGES, *HUB_PACKAGES)
+    .run_commands(
+        # Volumes mount on a path that is absent or empty: ComfyUI ships a models tree.
+        f"rm -rf {MODELS_DIR}",
+        # printf turns the \n back into newlines: a Dockerfile RUN line cannot hold one.
+        f"printf '{EXTRA_MODEL_PATHS_YAML.replace(chr(10), chr(92) + 'n')}' > {EXTRA_MODEL_PATHS}",
+    )
+    .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
+    # This project's code last: editing it rebuilds nothing, it is added at start.
+    .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
+)
+
+# The download function needs no GPU stack: a small image starts in seconds.
+download_image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install(*HUB_PACKAGES)
+    .env({"HF_HUB_DISABLE_TELEMETRY": "1"})
+    .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
+)
+
+app = modal.App(APP_NAME, image=image)
+
+models_volume = modal.Volume.from_name(MODELS_VOLUME_NAME, create_if_missing=True)
+lora_volume = modal.Volume.from_name(LORA_VOLUME_NAME, create_if_missing=True)
+hf_secret = modal.Secret.from_name(HF_SECRET_NAME, required_keys=["HF_TOKEN"])
+api_secret = modal.Secret.from_name(API_SECRET_NAME, required_keys=["RYLA_API_TOKEN"])
+
+GPU_VOLUMES = {MODELS_DIR: models_volume, LORA_DIR: lora_volume}
+
+# ## Models on the Volume
+#
+# `modal run backend/modal_app.py::download_models [--pipelines flux-schnell,pulid]`
+# fetches what is missing (right-size files are left alone), checks every size and
+# commits the Volume. Containers only read it: a restart never downloads again.
+
+
+@app.function(image=download_image, volumes={MODELS_DIR: models_volume},
+              secrets=[hf_secret], timeout=DOWNLOAD_TIMEOUT_S, cpu=4)
+def download_models(pipelines: str = "") -> dict[str, object]:
+    report = fill_models_volume(Path(MODELS_DIR), os.environ, pipelines)
+    models_volume.commit()
+    print(report.summary())
+    if not report.ok:
+        raise RuntimeError(f"{len(report.failed)} model file(s) failed; see the list above")
+    return report.as_dict()
+
+
+def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str = "",
+                       hub_download: object | None = None) -> "DownloadReport":
+    from backend.model_download import download_missing, select
+    from workflows.manifest import MODEL_MANIFEST, USER_FOLDERS
+
+    wanted = [p.strip() for p in pipelines.split(",") if p.strip()]
+    entries = [e for e in select(MODEL_MANIFEST, wanted) if e.folder not in USER_FOLDERS]
+    return download_missing(entries, models_dir, hub_download=hub_download,  # type: ignore[arg-type]
+                            token=env.get("HF_TOKEN") or None)
+
+
+# ## The backend's settings in the container
+#
+# Built explicitly from the mount paths above, not from environment defaults, so the
+# API and ComfyUI always agree on where models and LoRAs live.
+
+
+def deployment_settings(env: Mapping[str, str]) -> "Settings":
+    from backend.settings import Settings
+
+    token = env.get("RYLA_API_TOKEN", "").strip()
+    if not token:
+        # Fail closed: a deployment without a token would be an open GPU endpoint.
+        raise RuntimeError(f"RYLA_API_TOKEN is empty; set it in the Modal Secret {API_SECRET_NAME!r}")
+    base = Settings.from_env(env)  # deadlines, limits, PostHog keep their env overrides
+    return Settings(
+        comfyui_url=COMFYUI_URL,
+        models_dir=Path(MODELS_DIR),
+        lora_dir=Path(LORA_DIR),
+        data_dir=Path(DATA_DIR),
+        api_token=token,
+        deadline_s=base.deadline_s,
+        max_body_bytes=base.max_body_bytes,
+        max_lora_bytes=base.max_lora_bytes,
+        max_image_pixels=base.max_image_pixels,
+        posthog_api_key=base.posthog_api_key,
+        posthog_host=base.posthog_host,
+    )
+
+
+def build_asgi_app(settings: "Settings") -> "FastAPI":
+    """The same app as `ryla-backend`, plus Volume bookkeeping for LoRA uploads."""
+    from backend.api import create_app
+
+    web_app = create_app(settings)
+
+    @web_app.middleware("http")
+    async def share_loras(request, call_next):  # type: ignore[no-untyped-def]
+        # Other containers see an uploaded LoRA only after a commit here and a reload
+        # there; both are cheap next to a generation.
+        path = request.url.path.rstrip("/")
+        if (path == "/loras" and request.method == "GET") or path == "/flux-lora":
+            _reload_loras()
+        response = await call_next(request)
+        if path == "/loras" and request.method == "POST" and response.status_code < 300:
+            lora_volume.commit()
+        return response
+
+    return web_app
+
+
+def _reload_loras() -> None:
+    try:
+        lora_volume.reload()
+    except RuntimeError as exc:  # open files on the Volume: this container's view stays
+        print(f"LoRA Volume not reloaded: {exc}")
+
+
+# ## ComfyUI
+
+
+def comfyui_command() -> list[str]:
+    return [
+        "python", f"{COMFYUI_DIR}/main.py",
+        "--listen", "127.0.0.1", "--port", str(COMFYUI_PORT),
+        "--extra-model-paths-config", EXTRA_MODEL_PATHS,
+        "--disable-auto-launch",
+    ]
+
+
+def wait_for_comfyui(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited with code {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"{COMFYUI_URL}/system_stats", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise TimeoutError(f"ComfyUI did not answer on {COMFYUI_URL} within {timeout_s:.0f} s")
+
+
+# ## The GPU class
+#
+# Cold starts: with GPU memory snapshots (alpha), the `snap=True` step runs once at
+# deploy time on a GPU: it starts ComfyUI, which imports torch, initialises CUDA and
+# loads the custom nodes (insightface, onnxruntime, EVA-CLIP code), and Modal saves the
+# whole process tree, GPU state included. Later containers restore from that snapshot
+# instead of repeating the work. A CPU-only snapshot would need ComfyUI patched to
+# start without CUDA (Modal's ComfyUI example ships such a patch); the GPU snapshot
+# avoids touching ComfyUI. Model weights are not loaded before the snapshot: ComfyUI
+# loads them on the first prompt that needs them, from the Volume.
+
+
+@app.cls(
+    gpu=GPU,
+    volumes=GPU_VOLUMES,
+    secrets=[api_secret],
+    min_containers=MIN_CONTAINERS,
+    scaledown_window=SCALEDOWN_WINDOW_S,
+    timeout=REQUEST_TIMEOUT_S,
+    startup_timeout=STARTUP_TIMEOUT_S,
+    enable_memory_snapshot=GPU_SNAPSHOT,
+    experimental_options={"enable_gpu_snapshot": True} if GPU_SNAPSHOT else {},
+)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+class ComfyBackend:
+    # Without snapshots both enter steps simply run in order on every start.
+    @modal.enter(snap=GPU_SNAPSHOT)
+    def start_comfyui(self) -> None:
+        Path(DATA_DIR).mkdir(parents=True, exist_ok=True)
+        self.comfyui = subprocess.Popen(comfyui_command(), cwd=COMFYUI_DIR)
+        wait_for_comfyui(self.comfyui, COMFYUI_READY_TIMEOUT_S)
+
+    @modal.enter(snap=False)
+    def after_restore(self) -> None:
+        # Runs on every container start, after a restore too: the token is read here so
+        # that a rotated secret takes effect without a new snapshot.
+        wait_for_comfyui(self.comfyui, 60.0)
+        self.settings = deployment_settings(os.environ)
+
+    @modal.exit()
+    def stop_comfyui(self) -> None:
+        self.comfyui.terminate()
+
+    @modal.asgi_app(label=APP_NAME)
+    def web(self) -> "FastAPI":
+        return build_asgi_app(self.settings)

@@ -1,0 +1,199 @@
+"""backend/modal_app.py checked offline: what the app declares, without a Modal account."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+import backend.modal_app as m
+from tests.modal.modal_introspect import (
+    function_options,
+    image_commands,
+    local_python_sources,
+    method_flags,
+    method_params,
+    raw_method,
+    secret_names,
+    volume_names,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _import_in_subprocess(env_extra: dict[str, str], code: str, tmp_path: Path) -> str:
+    # No token anywhere: no MODAL_* variables, a HOME without ~/.modal.toml.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODAL_", "RYLA_MODAL_"))}
+    env.update(HOME=str(tmp_path), MODAL_CONFIG_PATH=str(tmp_path / "none.toml"), **env_extra)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_imports_without_a_modal_token(tmp_path: Path) -> None:
+    code = ("import backend.modal_app as m, modal.config as c; "
+            "print(m.app.name, c.config.get('token_id') is None)")
+    assert _import_in_subprocess({}, code, tmp_path) == "ryla-comfyui True"
+
+
+def test_app_name() -> None:
+    assert m.app.name == "ryla-comfyui"
+
+
+def test_gpu_class_mounts_models_at_comfyui_models_dir_and_loras_where_the_backend_reads() -> None:
+    opts = function_options(m.ComfyBackend)
+    mounts = volume_names(opts)
+    assert mounts == {f"{m.COMFYUI_DIR}/models": "ryla-models", "/loras": "ryla-loras"}
+    settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
+    assert mounts[str(settings.models_dir)] == "ryla-models"
+    assert mounts[str(settings.lora_dir)] == "ryla-loras"
+    assert settings.comfyui_url == f"http://127.0.0.1:{m.COMFYUI_PORT}"
+    # ComfyUI itself is told that the LoRA Volume is a "loras" folder
+    extra = yaml.safe_load(m.EXTRA_MODEL_PATHS_YAML)
+    assert [v["loras"] for v in extra.values()] == [str(settings.lora_dir)]
+    cmd = m.comfyui_command()
+    assert cmd[cmd.index("--extra-model-paths-config") + 1] == m.EXTRA_MODEL_PATHS
+    assert cmd[cmd.index("--port") + 1] == str(m.COMFYUI_PORT)
+    written = [c for c in image_commands(m.image) if m.EXTRA_MODEL_PATHS in c]
+    assert len(written) == 1
+    printed = re.search(r"printf '(.*)' >", written[0]).group(1).replace("\\n", "\n")
+    assert yaml.safe_load(printed) == extra
+    assert f"RUN rm -rf {m.MODELS_DIR}" in image_commands(m.image)  # empty mount point
+
+
+def test_gpu_class_scaling_snapshot_and_secret_options() -> None:
+    opts = function_options(m.ComfyBackend)
+    assert opts["gpu"] == "H100"
+    assert opts["enable_memory_snapshot"] is True
+    assert opts["experimental_options"] == {"enable_gpu_snapshot": "True"}
+    assert opts["max_concurrent_inputs"] == m.MAX_INPUTS == 4
+    assert opts["target_concurrent_inputs_int"] == m.TARGET_INPUTS < m.MAX_INPUTS
+    assert opts["scaledown_window"] == 300 and opts["min_containers"] == 0
+    assert opts["timeout"] > 600  # longer than the backend's generation deadline
+    assert secret_names(opts) == ["ryla-api-token"]
+    flags = method_flags(m.ComfyBackend)
+    assert flags["start_comfyui"].name == "ENTER_PRE_SNAPSHOT"
+    assert flags["after_restore"].name == "ENTER_POST_SNAPSHOT"
+    assert flags["stop_comfyui"].name == "EXIT"
+
+
+def test_gpu_and_snapshot_are_configurable_at_deploy_time(tmp_path: Path) -> None:
+    code = (
+        "import json, backend.modal_app as m\n"
+        "from tests.modal.modal_introspect import function_options, method_flags\n"
+        "o = function_options(m.ComfyBackend)\n"
+        "flags = [f.name for f in method_flags(m.ComfyBackend).values()]\n"
+        "print(json.dumps([o['gpu'], o['enable_memory_snapshot'], o['experimental_options'],"
+        " o['min_containers'], flags]))"
+    )
+    out = _import_in_subprocess({"RYLA_MODAL_GPU": "A100-80GB", "RYLA_MODAL_GPU_SNAPSHOT": "0",
+                                 "RYLA_MODAL_MIN_CONTAINERS": "1"}, code, tmp_path)
+    gpu, snapshot, experimental, min_containers, flags = json.loads(out)
+    assert (gpu, snapshot, experimental, min_containers) == ("A100-80GB", False, {}, 1)
+    assert "ENTER_PRE_SNAPSHOT" not in flags and flags.count("ENTER_POST_SNAPSHOT") == 2
+
+
+def test_image_pins_comfyui_and_both_node_packs_at_full_commits() -> None:
+    lines = image_commands(m.image)
+    for repo, commit, dest in (
+        (m.COMFYUI_REPO, m.COMFYUI_COMMIT, m.COMFYUI_DIR),
+        (m.INSTANTID_REPO, m.INSTANTID_COMMIT, f"{m.COMFYUI_DIR}/custom_nodes/ComfyUI_InstantID"),
+        (m.PULID_REPO, m.PULID_COMMIT, f"{m.COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
+    ):
+        assert re.fullmatch(r"[0-9a-f]{40}", commit)
+        assert f"RUN git -C {dest} remote add origin {repo}" in lines
+        assert f"RUN git -C {dest} fetch -q --depth 1 origin {commit}" in lines
+        assert f'RUN test "$(git -C {dest} rev-parse HEAD)" = "{commit}"' in lines
+    assert m.INSTANTID_COMMIT.startswith("1ef34ef57358")
+    assert m.PULID_COMMIT.startswith("ba90657fe6ff")
+    installs = " ".join(line for line in lines if "pip install" in line)
+    for pkg in ("insightface", "onnxruntime-gpu", "facexlib", "torch"):
+        assert re.search(rf"(^|\s|'){re.escape(pkg)}==\d", installs), pkg
+    assert f"pip install -r {m.COMFYUI_DIR}/requirements.txt" in installs
+    assert local_python_sources(m.image) >= {"backend", "workflows"}
+
+
+def test_backend_packages_match_pyproject() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    by_name = {re.split(r"[<>=!\[ ]", d)[0].lower(): d for d in deps}
+    for spec in m.BACKEND_PACKAGES:
+        assert by_name[re.split(r"[<>=!\[ ]", spec)[0].lower()] == spec
+
+
+def test_download_function_has_the_models_volume_and_hf_secret_and_no_gpu() -> None:
+    opts = function_options(m.download_models)
+    assert volume_names(opts) == {m.MODELS_DIR: "ryla-models"}
+    assert secret_names(opts) == ["huggingface-secret"]
+    assert opts["gpu"] is None
+    assert local_python_sources(m.download_image) >= {"backend", "workflows"}
+
+
+def test_fill_models_volume_uses_the_manifest_and_hf_token(tmp_path: Path) -> None:
+    from workflows.manifest import MODEL_MANIFEST, files_for
+
+    calls: list[tuple[str, str | None]] = []
+
+    def fake_hub(*, repo_id: str, filename: str, local_dir: str, token: str | None) -> str:
+        calls.append((filename, token))
+        raise OSError("offline")  # nothing is written; only what was asked is checked
+
+    report = m.fill_models_volume(tmp_path, {"HF_TOKEN": "hf_x"}, "flux-schnell", hub_download=fake_hub)
+    wanted = {f.filename for f in files_for("flux-schnell")}
+    assert {c[0] for c in calls} == wanted and {c[1] for c in calls} == {"hf_x"}
+    assert not report.ok and len(report.failed) == len(wanted)
+    assert all(f.folder != "loras" for f in MODEL_MANIFEST if f.filename in wanted)
+
+
+def test_settings_refuse_to_serve_without_a_token() -> None:
+    with pytest.raises(RuntimeError, match="ryla-api-token"):
+        m.deployment_settings({})
+    with pytest.raises(RuntimeError):
+        m.deployment_settings({"RYLA_API_TOKEN": "  "})
+    s = m.deployment_settings({"RYLA_API_TOKEN": "abc", "RYLA_DEADLINE_S": "120",
+                               "RYLA_MODELS_DIR": "/elsewhere"})
+    assert s.api_token == "abc" and s.deadline_s == 120.0
+    assert str(s.models_dir) == m.MODELS_DIR  # the mount path wins over the env
+    assert "abc" not in repr(s)
+
+
+def test_served_asgi_app_is_the_backends_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = pytest.importorskip("backend.api")
+    params = method_params(m.ComfyBackend, "web")
+    assert params.webhook_config.requested_suffix == "ryla-comfyui"
+    from modal_proto import api_pb2
+
+    assert params.webhook_config.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
+    made: list[object] = []
+    real_create_app = api.create_app
+
+    def recording_create_app(settings):  # type: ignore[no-untyped-def]
+        made.append((settings, real_create_app(settings)))
+        return made[-1][1]
+
+    monkeypatch.setattr(api, "create_app", recording_create_app)
+    obj = type("Instance", (), {})()
+    obj.settings = m.deployment_settings({"RYLA_API_TOKEN": "tok"})
+    served = raw_method(m.ComfyBackend, "web")(obj)
+    assert len(made) == 1 and served is made[0][1] and made[0][0] is obj.settings
+    reference = {getattr(r, "path", None) for r in real_create_app(obj.settings).routes}
+    assert {getattr(r, "path", None) for r in served.routes} == reference
+
+
+def test_served_app_requires_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("backend.api")
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(m, "_reload_loras", lambda: None)  # no Volume offline
+    settings = m.deployment_settings({"RYLA_API_TOKEN": "s3cret"})
+    client = TestClient(m.build_asgi_app(settings))
+    assert client.get("/models").status_code == 401
+    assert client.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code != 401
