@@ -1,0 +1,524 @@
+"""The ComfyUI test double's HTTP + WebSocket server (aiohttp, as ComfyUI itself). Test tool only.
+
+`ComfyUIDouble` runs the server on a free loopback port in a background thread with its
+own event loop, keeps the queue (one job at a time, in queue order, like ComfyUI), the
+history, the input/output folders and the "installed" model files, and offers the fault
+injection the tests use. Routes and answers follow ../shared/comfyui/api_examples.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import mimetypes
+import platform
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.comfyui_double import wire
+from tests.comfyui_double.executor import ExecutionFailed, Interrupted, JobContext, run_job
+from workflows.manifest import MODEL_MANIFEST
+from workflows.object_info import load_object_info, with_installed_files
+from workflows.validate import PROMPT_LEVEL_KINDS, failed_outputs, validate_graph
+
+COMFYUI_VERSION = "0.12.1"
+# GET /models as recorded (the duplicates are the real server's).
+MODEL_FOLDERS = [
+    "checkpoints", "configs", "vae", "text_encoders", "clip", "loras", "diffusion_models",
+    "unet", "clip_vision", "style_models", "embeddings", "diffusers", "vae_approx",
+    "controlnet", "t2i_adapter", "diff_controlnet", "gligen", "upscale_models", "custom_nodes",
+    "hypernetworks", "photomaker", "classifiers", "huggingface", "model_patches",
+    "audio_encoders", "latent_upscale_models", "huggingface_cache", "xet",
+    "web_custom_versions", "instantid", "instantid", "pulid", "pulid", "insightface",
+    "insightface", "facexlib", "facexlib",
+]
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
+_CLOSE = object()  # outbox sentinel: the server closes that socket
+
+
+def default_installed() -> dict[str, list[str]]:
+    """Every file of the model manifest, by ComfyUI folder."""
+    installed: dict[str, list[str]] = {}
+    for model in MODEL_MANIFEST:
+        installed.setdefault(model.folder, []).append(model.local_name)
+    return installed
+
+
+@dataclass
+class Job:
+    """One queued prompt, as the tests see it in `double.jobs`."""
+
+    prompt_id: str
+    number: int
+    graph: dict
+    client_id: str | None
+    outputs_to_run: list[str]
+    create_time: int
+    fail_message: str | None = None
+    hang: bool = False
+    drop_socket: bool = False
+    status: str = "pending"  # pending, running, success, error, interrupted
+    interrupt: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _safe_join(root: Path, *parts: str) -> Path | None:
+    """root/parts, or None when the parts climb out of root."""
+    path = root.joinpath(*[p for p in parts if p]).resolve()
+    return path if path.is_relative_to(root.resolve()) else None
+
+
+class ComfyUIDouble:
+    """A running ComfyUI test double. Not a ComfyUI: no model runs (see executor.py)."""
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        self._own_dir = base_dir is None
+        self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="comfyui-double-"))
+        self.input_dir = self.base_dir / "input"
+        self.output_dir = self.base_dir / "output"
+        self.temp_dir = self.base_dir / "temp"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.step_delay = 0.0  # seconds per node and per sampler step, to watch concurrency
+        self.jobs: list[Job] = []
+        self._snapshot = load_object_info()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-double-job")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="comfyui-double")
+        self._runner: web.AppRunner | None = None
+        self._clear_state()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _clear_state(self) -> None:
+        for folder in (self.input_dir, self.output_dir, self.temp_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+        self.installed: dict[str, list[str]] = default_installed()
+        self.history: dict[str, dict] = {}
+        self.pending: collections.deque[Job] = collections.deque()
+        self.running: Job | None = None
+        self.sockets: dict[str, tuple[web.WebSocketResponse, asyncio.Queue]] = {}
+        self._faults = {"fail": None, "hang": False, "drop": False}
+        self._number = 0
+
+    def start(self) -> ComfyUIDouble:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
+        return self
+
+    async def _serve(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._runner = web.AppRunner(build_app(self), handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._worker = asyncio.create_task(self._work())
+
+    def stop(self) -> None:
+        self._interrupt_everything()
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True)
+        if self._own_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    async def _shutdown(self) -> None:
+        self._worker.cancel()
+        for ws, _ in list(self.sockets.values()):
+            await ws.close()
+        await self._runner.cleanup()
+
+    def reset(self) -> None:
+        """Back to a fresh double: no jobs, history, files or faults; all models installed."""
+        self._interrupt_everything()
+
+        def clear() -> None:
+            self.jobs.clear()
+            self._clear_state_keep_sockets()
+
+        self._call_in_loop(clear)
+        self.step_delay = 0.0
+
+    def _clear_state_keep_sockets(self) -> None:
+        sockets = self.sockets
+        self._clear_state()
+        self.sockets = sockets
+
+    def _interrupt_everything(self) -> None:
+        def stop_jobs() -> None:
+            for job in self.pending:
+                job.status = "interrupted"
+            self.pending.clear()
+            if self.running is not None:
+                self.running.interrupt.set()
+
+        self._call_in_loop(stop_jobs)
+
+    def _call_in_loop(self, fn: Any) -> None:
+        if not self._thread.is_alive():
+            fn()
+            return
+
+        async def call() -> None:
+            fn()
+
+        asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+
+    # --- what tests set -----------------------------------------------------------------
+
+    def fail_next(self, message: str = "simulated failure") -> None:
+        """The next queued job fails while executing (`execution_error` with this message)."""
+        self._faults["fail"] = message
+
+    def hang_next(self) -> None:
+        """The next queued job never finishes until POST /interrupt (it blocks the queue)."""
+        self._faults["hang"] = True
+
+    def drop_socket_next(self) -> None:
+        """The server closes the websocket of the next job's client mid-job; the job still
+        finishes and lands in /history."""
+        self._faults["drop"] = True
+
+    def set_installed(self, installed: Mapping[str, Iterable[str]]) -> None:
+        """Replace the installed model files: ComfyUI folder -> file names."""
+        self.installed = {folder: list(files) for folder, files in installed.items()}
+
+    def input_images(self) -> list[str]:
+        return sorted(str(p.relative_to(self.input_dir)) for p in self.input_dir.rglob("*")
+                      if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+    def object_info(self) -> dict:
+        """The snapshot as this double's installed files and uploads make it."""
+        return with_installed_files(self._snapshot, self.installed, self.input_images())
+
+    # --- queue (runs on the event loop) --------------------------------------------------
+
+    def enqueue(self, graph: dict, client_id: str | None, prompt_id: str,
+                outputs_to_run: list[str]) -> Job:
+        job = Job(prompt_id=prompt_id, number=self._number, graph=graph, client_id=client_id,
+                  outputs_to_run=outputs_to_run, create_time=wire.now_ms(),
+                  fail_message=self._faults["fail"], hang=self._faults["hang"],
+                  drop_socket=self._faults["drop"])
+        self._faults = {"fail": None, "hang": False, "drop": False}
+        self._number += 1
+        self.jobs.append(job)
+        self.pending.append(job)
+        self.broadcast(wire.status_msg(self.queue_remaining()))
+        self._wakeup.set()
+        return job
+
+    def queue_remaining(self) -> int:
+        return len(self.pending) + (1 if self.running is not None else 0)
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        job = self.running
+        if job is not None and (prompt_id is None or prompt_id == job.prompt_id):
+            job.interrupt.set()
+
+    async def _work(self) -> None:
+        while True:
+            if not self.pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            job = self.pending.popleft()
+            self.running = job
+            job.status = "running"
+            try:
+                await self._run(job)
+            finally:
+                self.running = None
+                self.broadcast(wire.status_msg(self.queue_remaining()))
+
+    async def _run(self, job: Job) -> None:
+        self.broadcast(wire.status_msg(self.queue_remaining()))
+        emit = self._job_emitter(job)
+        emit(wire.execution_start(job.prompt_id))
+        emit(wire.execution_cached(job.prompt_id))
+        ctx = JobContext(prompt_id=job.prompt_id, graph=job.graph,
+                         outputs_to_run=job.outputs_to_run, object_info=self._snapshot,
+                         input_dir=self.input_dir, output_dir=self.output_dir,
+                         temp_dir=self.temp_dir, emit=emit, interrupt=job.interrupt,
+                         step_delay=self.step_delay, fail_message=job.fail_message,
+                         hang=job.hang)
+        started = ["execution_start", "execution_cached"]
+        try:
+            result = await self._loop.run_in_executor(self._pool, run_job, ctx)
+        except ExecutionFailed as failed:
+            job.status = "error"
+            self._record(job, {}, "error", started + [f"execution_error: {failed.message}"], {})
+            node_inputs = job.graph[failed.node_id]["inputs"]
+            emit(wire.execution_error(
+                job.prompt_id, failed.node_id, failed.node_type, [], failed.message,
+                failed.exception_type,
+                [f'  File "<comfyui-double>/executor.py", in {failed.node_type}\n'],
+                {k: [v] for k, v in node_inputs.items() if not isinstance(v, list)},
+                list(dict.fromkeys(job.outputs_to_run + [failed.node_id]))))
+        except Interrupted as stopped:
+            job.status = "interrupted"
+            self._record(job, {}, "error", started + ["execution_interrupted"], {})
+            emit(wire.execution_interrupted(job.prompt_id, stopped.node_id, stopped.node_type,
+                                            []))
+        else:
+            job.status = "success"
+            meta = {node_id: wire.output_meta(node_id) for node_id in result.outputs}
+            self._record(job, result.outputs, "success", started + ["execution_success"], meta)
+            emit(wire.execution_success(job.prompt_id))
+            emit(wire.executing(job.prompt_id, None))
+
+    def _record(self, job: Job, outputs: dict, status_str: str, messages: list[str],
+                meta: dict) -> None:
+        # Stored before the final message goes out, so a client that reads /history on
+        # execution_success always finds the job.
+        self.history[job.prompt_id] = wire.history_entry(
+            job.number, job.prompt_id, job.graph, job.client_id, job.create_time,
+            job.outputs_to_run, outputs, status_str, messages, meta)
+
+    # --- websocket messages ----------------------------------------------------------------
+
+    def _job_emitter(self, job: Job):  # noqa: ANN202 - a closure
+        dropped = False
+
+        def put() -> None:
+            nonlocal dropped
+            message = pending_message.popleft()
+            self.send_to(job.client_id, message)
+            if job.drop_socket and not dropped and message["type"] == "executing":
+                dropped = True
+                self.close_socket(job.client_id)
+
+        pending_message: collections.deque[dict] = collections.deque()
+
+        def emit(message: dict) -> None:
+            # Any thread: queued in order onto the loop.
+            pending_message.append(message)
+            self._loop.call_soon_threadsafe(put)
+
+        return emit
+
+    def send_to(self, client_id: str | None, message: dict) -> None:
+        if client_id in self.sockets:
+            self.sockets[client_id][1].put_nowait(message)
+
+    def close_socket(self, client_id: str | None) -> None:
+        entry = self.sockets.pop(client_id, None)
+        if entry is not None:
+            entry[1].put_nowait(_CLOSE)
+
+    def broadcast(self, message: dict) -> None:
+        # Through call_soon like the job messages, so every socket sees one order.
+        def put() -> None:
+            for _, outbox in self.sockets.values():
+                outbox.put_nowait(message)
+
+        self._loop.call_soon_threadsafe(put)
+
+
+# --- routes --------------------------------------------------------------------------------
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def build_app(double: ComfyUIDouble) -> web.Application:
+    routes = web.RouteTableDef()
+
+    @routes.post("/prompt")
+    async def post_prompt(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            # ComfyUI lets the decode error escape: aiohttp's plain-text 500.
+            return web.Response(status=500, text="500 Internal Server Error\n\n"
+                                                 "Server got itself in trouble")
+        if not isinstance(body, dict) or "prompt" not in body:
+            return _json(wire.no_prompt_body(), 400)
+        graph = body["prompt"]
+        problems = validate_graph(graph, double.object_info())
+        outputs = [n for n, node in graph.items()
+                   if double._snapshot[node["class_type"]].get("output_node") is True] \
+            if not any(p.kind in PROMPT_LEVEL_KINDS for p in problems) else []
+        to_run = [o for o in outputs if o not in failed_outputs(problems)]
+        if not to_run:
+            return _json(wire.validation_failure_body(problems), 400)
+        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+        job = double.enqueue(graph, body.get("client_id"), prompt_id, to_run)
+        return _json(wire.queued_body(prompt_id, job.number, problems))
+
+    @routes.get("/ws")
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or uuid.uuid4().hex
+        outbox: asyncio.Queue = asyncio.Queue()
+        double.sockets[sid] = (ws, outbox)
+        outbox.put_nowait(wire.status_msg(double.queue_remaining(), sid=sid))
+
+        async def send_all() -> None:
+            while True:
+                message = await outbox.get()
+                if message is _CLOSE:
+                    await ws.close()
+                    return
+                await ws.send_str(json.dumps(message))
+
+        sender = asyncio.create_task(send_all())
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            sender.cancel()
+            if double.sockets.get(sid, (None,))[0] is ws:
+                del double.sockets[sid]
+        return ws
+
+    @routes.get("/history")
+    async def history_all(request: web.Request) -> web.Response:
+        items = list(double.history.items())
+        max_items = request.query.get("max_items", "")
+        if max_items.isdigit():
+            items = items[-int(max_items):] if int(max_items) else []
+        return _json(dict(items))
+
+    @routes.get("/history/{prompt_id}")
+    async def history_one(request: web.Request) -> web.Response:
+        prompt_id = request.match_info["prompt_id"]
+        entry = double.history.get(prompt_id)
+        return _json({prompt_id: entry} if entry is not None else {})
+
+    @routes.get("/view")
+    async def view(request: web.Request) -> web.StreamResponse:
+        roots = {"input": double.input_dir, "output": double.output_dir,
+                 "temp": double.temp_dir}
+        root = roots.get(request.query.get("type", "output"))
+        filename = request.query.get("filename", "")
+        path = _safe_join(root, request.query.get("subfolder", ""), filename) \
+            if root is not None and filename else None
+        if path is None or not path.is_file():
+            return web.Response(status=404)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return web.Response(body=path.read_bytes(), content_type=content_type)
+
+    @routes.post("/upload/image")
+    async def upload_image(request: web.Request) -> web.Response:
+        form = await request.post()
+        image = form.get("image")
+        if image is None or not hasattr(image, "file"):
+            return web.Response(status=400)
+        kind = str(form.get("type") or "input")
+        subfolder = str(form.get("subfolder") or "")
+        root = {"input": double.input_dir, "temp": double.temp_dir,
+                "output": double.output_dir}.get(kind, double.input_dir)
+        folder = _safe_join(root, subfolder)
+        if folder is None:
+            return web.Response(status=400)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = image.file.read()
+        name = Path(image.filename).name
+        overwrite = str(form.get("overwrite", "")).lower() in ("true", "1")
+        path = folder / name
+        if not overwrite:
+            # ComfyUI keeps an identical file and renames a different one "name (1).ext".
+            stem, suffix, index = path.stem, path.suffix, 1
+            while path.exists() and path.read_bytes() != data:
+                path = folder / f"{stem} ({index}){suffix}"
+                index += 1
+        path.write_bytes(data)
+        return _json({"name": path.name, "subfolder": subfolder, "type": kind})
+
+    @routes.get("/object_info")
+    async def object_info(request: web.Request) -> web.Response:
+        return _json(double.object_info())
+
+    @routes.get("/object_info/{node_class}")
+    async def object_info_one(request: web.Request) -> web.Response:
+        node_class = request.match_info["node_class"]
+        info = double.object_info()
+        return _json({node_class: info[node_class]} if node_class in info else {})
+
+    @routes.get("/queue")
+    async def queue(request: web.Request) -> web.Response:
+        def entry(job: Job) -> list:
+            return [job.number, job.prompt_id, job.graph,
+                    {"client_id": job.client_id, "create_time": job.create_time},
+                    job.outputs_to_run]
+
+        running = [entry(double.running)] if double.running is not None else []
+        return _json({"queue_running": running,
+                      "queue_pending": [entry(job) for job in double.pending]})
+
+    @routes.post("/queue")
+    async def edit_queue(request: web.Request) -> web.Response:
+        # ComfyUI: {"clear": true} empties the pending queue, {"delete": [ids]} takes those
+        # pending prompts off it. A running prompt is left alone (that is /interrupt).
+        try:
+            body = json.loads(await request.text() or "{}")
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        doomed = set(body.get("delete") or [])
+        keep = [job for job in double.pending
+                if not body.get("clear") and job.prompt_id not in doomed]
+        double.pending.clear()
+        double.pending.extend(keep)
+        return web.Response(status=200)
+
+    @routes.post("/interrupt")
+    async def interrupt(request: web.Request) -> web.Response:
+        body: dict = {}
+        if request.can_read_body:
+            try:
+                body = json.loads(await request.text() or "{}")
+            except ValueError:
+                body = {}
+        double.interrupt(body.get("prompt_id") if isinstance(body, dict) else None)
+        return web.Response(status=200)
+
+    @routes.get("/system_stats")
+    async def system_stats(request: web.Request) -> web.Response:
+        return _json({
+            "system": {"os": platform.system().lower(), "python_version": platform.python_version(),
+                       "embedded_python": False, "comfyui_version": COMFYUI_VERSION,
+                       "pytorch_version": "none (ComfyUI test double)", "argv": ["--cpu"],
+                       "ram_total": 0, "ram_free": 0},
+            "devices": [{"name": "cpu", "type": "cpu", "index": None, "vram_total": 0,
+                         "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0}],
+        })
+
+    @routes.get("/models")
+    async def models(request: web.Request) -> web.Response:
+        return _json(MODEL_FOLDERS)
+
+    @routes.get("/models/{folder}")
+    async def models_in(request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in MODEL_FOLDERS:
+            return web.Response(status=404)
+        return _json(sorted(double.installed.get(folder, [])))
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.add_routes(routes)
+    return app

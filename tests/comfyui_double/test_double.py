@@ -1,0 +1,297 @@
+"""The ComfyUI test double's own behaviour: fault injection, queue order, outputs that
+depend on the graph, validation against installed files. (What it shares with a real
+ComfyUI is checked in tests/contract/.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+from PIL import Image
+
+from tests.comfyui_double import ComfyUIDouble
+
+GUARD_S = 30  # a guard against a stuck double, never a measurement
+GRAPHS = Path(__file__).resolve().parents[2] / "workflows" / "graphs"
+TERMINAL = {"execution_success", "execution_error", "execution_interrupted"}
+
+
+def small_graph(width: int = 16, height: int = 8, color: int = 0x102030) -> dict:
+    return {"1": {"class_type": "EmptyImage",
+                  "inputs": {"width": width, "height": height, "batch_size": 1, "color": color}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                        "filename_prefix": "small"}}}
+
+
+def flux_graph(seed: int, text: str = "a lighthouse at dusk", size: int = 1024) -> dict:
+    graph = json.loads((GRAPHS / "flux-dev.json").read_text())
+    graph["8"]["inputs"].update(seed=seed, steps=3)
+    graph["4"]["inputs"]["text"] = text
+    graph["7"]["inputs"].update(width=size, height=size)
+    return graph
+
+
+class Client:
+    """A ComfyUI client as the backend is one: a socket per client id, then POST /prompt."""
+
+    def __init__(self, double: ComfyUIDouble) -> None:
+        self.double = double
+        self.client_id = str(uuid.uuid4())
+        self.socket = websocket.create_connection(f"{double.ws_url}?clientId={self.client_id}",
+                                                  timeout=GUARD_S)
+        self.messages: list[dict] = []
+
+    def queue(self, graph: dict) -> str:
+        response = requests.post(f"{self.double.url}/prompt", timeout=GUARD_S,
+                                 json={"prompt": graph, "client_id": self.client_id})
+        assert response.status_code == 200, response.text
+        return response.json()["prompt_id"]
+
+    def until(self, message_type: str, prompt_id: str) -> dict:
+        while True:
+            message = json.loads(self.socket.recv())
+            self.messages.append(message)
+            if message["type"] == message_type and message["data"].get("prompt_id") == prompt_id:
+                return message
+
+    def finish(self, prompt_id: str) -> dict:
+        while True:
+            message = json.loads(self.socket.recv())
+            self.messages.append(message)
+            if message["type"] in TERMINAL and message["data"].get("prompt_id") == prompt_id:
+                return message
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def client(comfyui_double: ComfyUIDouble):
+    connection = Client(comfyui_double)
+    yield connection
+    connection.close()
+
+
+def history(double: ComfyUIDouble, prompt_id: str) -> dict:
+    return requests.get(f"{double.url}/history/{prompt_id}", timeout=GUARD_S).json()[prompt_id]
+
+
+def output_image(double: ComfyUIDouble, prompt_id: str, node_id: str) -> Image.Image:
+    entry = history(double, prompt_id)["outputs"][node_id]["images"][0]
+    response = requests.get(f"{double.url}/view", timeout=GUARD_S, params={
+        "filename": entry["filename"], "subfolder": entry["subfolder"], "type": entry["type"]})
+    assert response.status_code == 200
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_fail_next_fails_only_the_next_job(comfyui_double: ComfyUIDouble, client: Client) -> None:
+    comfyui_double.fail_next("CUDA out of memory")
+    failed = client.queue(small_graph())
+    error = client.finish(failed)
+    assert error["type"] == "execution_error"
+    assert error["data"]["exception_message"] == "CUDA out of memory"
+    assert {"node_id", "node_type", "exception_type", "traceback"} <= set(error["data"])
+    assert history(comfyui_double, failed)["status"]["status_str"] == "error"
+
+    fine = client.queue(small_graph())
+    assert client.finish(fine)["type"] == "execution_success"
+    assert history(comfyui_double, fine)["status"]["status_str"] == "success"
+
+
+def test_hang_blocks_the_queue_until_interrupt(comfyui_double: ComfyUIDouble,
+                                               client: Client) -> None:
+    comfyui_double.hang_next()
+    stuck = client.queue(small_graph())
+    client.until("executing", stuck)
+    waiting = client.queue(small_graph())
+    queue = requests.get(f"{comfyui_double.url}/queue", timeout=GUARD_S).json()
+    assert [entry[1] for entry in queue["queue_running"]] == [stuck]
+    assert [entry[1] for entry in queue["queue_pending"]] == [waiting]
+
+    assert requests.post(f"{comfyui_double.url}/interrupt", timeout=GUARD_S).status_code == 200
+    assert client.finish(stuck)["type"] == "execution_interrupted"
+    assert client.finish(waiting)["type"] == "execution_success"
+    assert history(comfyui_double, stuck)["status"]["status_str"] == "error"
+    assert [job.status for job in comfyui_double.jobs] == ["interrupted", "success"]
+
+
+def test_interrupt_names_the_running_prompt(comfyui_double: ComfyUIDouble,
+                                            client: Client) -> None:
+    comfyui_double.hang_next()
+    stuck = client.queue(small_graph())
+    client.until("executing", stuck)
+    requests.post(f"{comfyui_double.url}/interrupt", json={"prompt_id": "another"},
+                  timeout=GUARD_S)
+    assert comfyui_double.jobs[0].status == "running"  # someone else's id: not interrupted
+    requests.post(f"{comfyui_double.url}/interrupt", json={"prompt_id": stuck}, timeout=GUARD_S)
+    assert client.finish(stuck)["type"] == "execution_interrupted"
+
+
+def test_dropped_socket_job_still_lands_in_history(comfyui_double: ComfyUIDouble,
+                                                   client: Client) -> None:
+    comfyui_double.drop_socket_next()
+    comfyui_double.step_delay = 0.01  # so the job is still running when the socket goes
+    prompt_id = client.queue(small_graph())
+    received = []
+    while raw := client.socket.recv():  # the server's close frame reads as ""
+        received.append(json.loads(raw)["type"])
+    assert not client.socket.connected
+    assert "executing" in received and not TERMINAL & set(received)
+    # A new socket sees the job end; history has it then.
+    again = Client(comfyui_double)
+    try:
+        response = requests.get(f"{comfyui_double.url}/history/{prompt_id}", timeout=GUARD_S)
+        while not response.json():
+            again.socket.recv()  # a status message at each queue change: no busy loop
+            response = requests.get(f"{comfyui_double.url}/history/{prompt_id}",
+                                    timeout=GUARD_S)
+    finally:
+        again.close()
+    assert response.json()[prompt_id]["status"]["status_str"] == "success"
+
+
+def test_jobs_run_one_at_a_time_in_queue_order(comfyui_double: ComfyUIDouble,
+                                               client: Client) -> None:
+    comfyui_double.step_delay = 0.005
+    first, second = client.queue(small_graph()), client.queue(small_graph())
+    client.finish(second)
+    starts_and_ends = [(m["type"], m["data"]["prompt_id"]) for m in client.messages
+                       if m["type"] in {"execution_start"} | TERMINAL]
+    assert starts_and_ends == [("execution_start", first), ("execution_success", first),
+                               ("execution_start", second), ("execution_success", second)]
+
+
+def test_messages_go_to_the_client_that_queued(comfyui_double: ComfyUIDouble,
+                                               client: Client) -> None:
+    other = Client(comfyui_double)
+    try:
+        mine = client.queue(small_graph())
+        theirs = other.queue(small_graph())
+        other.finish(theirs)
+        assert not [m for m in other.messages if m["data"].get("prompt_id") == mine]
+        assert client.finish(mine)["type"] == "execution_success"
+    finally:
+        other.close()
+
+
+def test_output_size_and_pixels_follow_the_graph(comfyui_double: ComfyUIDouble,
+                                                 client: Client) -> None:
+    images = {}
+    for key, graph in {"seed1": flux_graph(1), "seed1-again": flux_graph(1),
+                       "seed2": flux_graph(2), "other-text": flux_graph(1, "a red fox")}.items():
+        prompt_id = client.queue(graph)
+        assert client.finish(prompt_id)["type"] == "execution_success"
+        images[key] = output_image(comfyui_double, prompt_id, "10")
+    assert images["seed1"].size == (1024, 1024)
+    pixels = {key: image.tobytes() for key, image in images.items()}
+    assert pixels["seed1"] == pixels["seed1-again"]
+    assert pixels["seed1"] != pixels["seed2"]
+    assert pixels["seed1"] != pixels["other-text"]
+
+
+def test_sampler_reports_progress_per_step(comfyui_double: ComfyUIDouble,
+                                           client: Client) -> None:
+    prompt_id = client.queue(flux_graph(5, size=64))
+    client.finish(prompt_id)
+    progress = [(m["data"]["value"], m["data"]["max"], m["data"]["node"])
+                for m in client.messages if m["type"] == "progress"]
+    assert progress == [(1, 3, "8"), (2, 3, "8"), (3, 3, "8")]
+
+
+def test_video_saver_writes_an_animated_webp(comfyui_double: ComfyUIDouble,
+                                             client: Client) -> None:
+    graph = json.loads((GRAPHS / "wan2.json").read_text())
+    graph["7"]["inputs"].update(width=64, height=48, length=5)
+    prompt_id = client.queue(graph)
+    assert client.finish(prompt_id)["type"] == "execution_success"
+    output = history(comfyui_double, prompt_id)["outputs"]["10"]
+    assert output["animated"] == [True]
+    video = output_image(comfyui_double, prompt_id, "10")
+    assert (video.format, video.size, video.n_frames) == ("WEBP", (64, 48), 5)
+
+
+def test_validation_uses_the_installed_files(comfyui_double: ComfyUIDouble) -> None:
+    graph = flux_graph(1, size=64)
+    url = f"{comfyui_double.url}/prompt"
+    assert requests.post(url, json={"prompt": graph}, timeout=GUARD_S).status_code == 200
+
+    comfyui_double.set_installed({"vae": ["other.safetensors"]})
+    response = requests.post(url, json={"prompt": graph}, timeout=GUARD_S)
+    assert response.status_code == 400
+    errors = response.json()["node_errors"]
+    assert errors["3"]["errors"][0]["details"] == \
+        "vae_name: 'ae.safetensors' not in ['pixel_space', 'other.safetensors']"
+    assert errors["3"]["dependent_outputs"] == ["10"]
+    assert {"1", "2", "3"} <= set(errors)
+    files = requests.get(f"{comfyui_double.url}/models/vae", timeout=GUARD_S).json()
+    assert files == ["other.safetensors"]
+
+
+def test_partly_valid_graph_runs_its_valid_outputs(comfyui_double: ComfyUIDouble,
+                                                   client: Client) -> None:
+    graph = small_graph()
+    graph["3"] = {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}
+    response = requests.post(f"{comfyui_double.url}/prompt", timeout=GUARD_S,
+                             json={"prompt": graph, "client_id": client.client_id})
+    assert response.status_code == 200
+    assert response.json()["node_errors"]["3"]["errors"][0]["type"] == "required_input_missing"
+    prompt_id = response.json()["prompt_id"]
+    client.finish(prompt_id)
+    assert list(history(comfyui_double, prompt_id)["outputs"]) == ["2"]
+
+
+def test_upload_keeps_both_files_without_overwrite(comfyui_double: ComfyUIDouble) -> None:
+    names = []
+    for colour in ("red", "blue"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 4), colour).save(buffer, format="PNG")
+        response = requests.post(f"{comfyui_double.url}/upload/image", timeout=GUARD_S,
+                                 files={"image": ("face.png", buffer.getvalue())},
+                                 data={"subfolder": "refs"})
+        names.append(response.json())
+    assert names == [{"name": "face.png", "subfolder": "refs", "type": "input"},
+                     {"name": "face (1).png", "subfolder": "refs", "type": "input"}]
+    info = requests.get(f"{comfyui_double.url}/object_info/LoadImage", timeout=GUARD_S).json()
+    assert info["LoadImage"]["input"]["required"]["image"][0] == \
+        ["refs/face (1).png", "refs/face.png"]
+
+
+def test_view_refuses_paths_outside_its_folders(comfyui_double: ComfyUIDouble) -> None:
+    response = requests.get(f"{comfyui_double.url}/view", timeout=GUARD_S,
+                            params={"filename": "../../etc/passwd", "type": "input"})
+    assert response.status_code == 404
+
+
+def test_reset_forgets_jobs_files_and_faults(comfyui_double: ComfyUIDouble,
+                                             client: Client) -> None:
+    comfyui_double.set_installed({})
+    prompt_id = client.queue(small_graph())
+    client.finish(prompt_id)
+    comfyui_double.fail_next("never seen")
+    comfyui_double.reset()
+    assert comfyui_double.jobs == []
+    assert requests.get(f"{comfyui_double.url}/history", timeout=GUARD_S).json() == {}
+    assert not any(comfyui_double.output_dir.iterdir())
+    again = client.queue(flux_graph(1, size=64))  # models installed again
+    assert client.finish(again)["type"] == "execution_success"
+
+
+def test_queue_delete_takes_a_pending_job_off(comfyui_double: ComfyUIDouble,
+                                              client: Client) -> None:
+    comfyui_double.hang_next()
+    stuck = client.queue(small_graph())
+    client.until("executing", stuck)
+    doomed, kept = client.queue(small_graph()), client.queue(small_graph())
+    response = requests.post(f"{comfyui_double.url}/queue", json={"delete": [doomed]},
+                             timeout=GUARD_S)
+    assert response.status_code == 200
+    queue = requests.get(f"{comfyui_double.url}/queue", timeout=GUARD_S).json()
+    assert [entry[1] for entry in queue["queue_pending"]] == [kept]
+    requests.post(f"{comfyui_double.url}/interrupt", timeout=GUARD_S)
+    assert client.finish(kept)["type"] == "execution_success"
+    assert doomed not in requests.get(f"{comfyui_double.url}/history", timeout=GUARD_S).json()
