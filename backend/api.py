@@ -1,0 +1,261 @@
+"""The HTTP API: routes, error shapes, auth, body limits, generation headers.
+
+Same app locally (`ryla-backend`) and on Modal. Every error is
+`{"error": {"code", "message", "field"}}`; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.analytics import Analytics
+from backend.comfyui_client import ComfyUIClient
+from backend.errors import BY_STATUS, ApiError, InvalidRequest, PayloadTooLarge, Unauthorized
+from backend.generation import Generation, Generator, json_body
+from backend.lora_store import LoraStore
+from backend.records import JobRecords
+from backend.request_errors import to_invalid_request
+from backend.settings import Settings
+from workflows.manifest import MODEL_MANIFEST
+from workflows.object_info import FOLDER_ALIASES
+from workflows.request_models import (ROUTES, CharacterRequest, FluxDevRequest, FluxLoraRequest,
+                                      FluxSchnellRequest, Wan2Request, WorkflowRequest)
+
+log = logging.getLogger(__name__)
+OPEN_PATHS = frozenset({"/health"})
+
+
+def _error_response(exc: ApiError, status: int | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    request_id = getattr(exc, "request_id", None)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return JSONResponse(exc.to_body(), status_code=status or exc.status, headers=headers)
+
+
+async def _send_error(send: Send, exc: ApiError) -> None:
+    response = _error_response(exc)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from inside receive(); an HTTPException so that FastAPI's body parsing
+    lets it through instead of calling it a parse error."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the {limit}-byte limit")
+
+
+class BodyLimitMiddleware:
+    """413 before a too-large body is read: by Content-Length up front, else counted as
+    it streams in."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _send_error(send, InvalidRequest("the Content-Length header is not a number"))
+                return
+            if int(length) > limit:
+                await _send_error(send, PayloadTooLarge(
+                    f"the request body is {int(length)} bytes; the limit for {scope['path']} "
+                    f"is {limit} bytes"))
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class BearerAuthMiddleware:
+    """With RYLA_API_TOKEN set, every path but /health needs `Authorization: Bearer`."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        # constant time: the comparison must not reveal how much of a guess was right
+        if not hmac.compare_digest(given, self.expected):
+            why = "missing" if not given else "wrong"
+            await _send_error(send, Unauthorized(
+                f"the Authorization header is {why}: send `Authorization: Bearer <RYLA_API_TOKEN>`"))
+            return
+        await self.app(scope, receive, send)
+
+
+def _backend_version() -> str:
+    try:
+        return version("ryla-studio")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _generation_response(request: Request, gen: Generation) -> Response:
+    headers = {"X-Request-Id": gen.request_id, "X-Seed": str(gen.seed),
+               "X-Generation-Time-Ms": str(round(gen.timings.get("total_ms", 0.0)))}
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(json_body(gen), headers=headers)
+    first = gen.outputs[0]
+    return Response(first.data, media_type=first.content_type, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    comfy = ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir,
+                          lora_dir=settings.lora_dir)
+    loras = LoraStore(settings.lora_dir)
+    records = JobRecords(settings.data_dir)
+    analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
+    generator = Generator(settings, comfy, loras, records, analytics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await comfy.aclose()
+        await asyncio.to_thread(analytics.shutdown)
+
+    app = FastAPI(title="RYLA Studio backend", version=_backend_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.comfy = comfy
+    app.state.generator = generator
+    app.state.analytics = analytics
+
+    def limit_for(path: str) -> int:
+        return settings.max_lora_bytes if path == "/loras" else settings.max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    if settings.api_token:
+        app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        model = ROUTES.get(request.url.path)
+        return _error_response(to_invalid_request(list(exc.errors()), model))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            error: ApiError = BY_STATUS[404](
+                f"no route {request.method} {request.url.path}; the routes are "
+                f"{', '.join(sorted(ROUTES))}, /loras, /models, /health")
+        elif exc.status_code == 405:
+            error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}")
+        else:
+            error = BY_STATUS.get(exc.status_code, InvalidRequest)(str(exc.detail))
+        return _error_response(error, status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": {"code": "internal_error", "field": None,
+                                       "message": f"unexpected {type(exc).__name__}; the "
+                                                  "server log has the details"}},
+                            status_code=500)
+
+    async def generate(request: Request, endpoint: str, body: BaseModel) -> Response:
+        return _generation_response(request, await generator.generate(endpoint, body))
+
+    @app.post("/flux-dev")
+    async def flux_dev(body: FluxDevRequest, request: Request) -> Response:
+        return await generate(request, "/flux-dev", body)
+
+    @app.post("/flux")
+    async def flux_schnell(body: FluxSchnellRequest, request: Request) -> Response:
+        return await generate(request, "/flux", body)
+
+    @app.post("/flux-lora")
+    async def flux_lora(body: FluxLoraRequest, request: Request) -> Response:
+        return await generate(request, "/flux-lora", body)
+
+    @app.post("/flux-instantid")
+    async def flux_instantid(body: CharacterRequest, request: Request) -> Response:
+        return await generate(request, "/flux-instantid", body)
+
+    @app.post("/wan2")
+    async def wan2(body: Wan2Request, request: Request) -> Response:
+        return await generate(request, "/wan2", body)
+
+    @app.post("/workflow")
+    async def workflow(body: WorkflowRequest, request: Request) -> Response:
+        return await generate(request, "/workflow", body)
+
+    @app.get("/loras")
+    async def list_loras() -> list[dict[str, Any]]:
+        return [info.__dict__ for info in await asyncio.to_thread(loras.list)]
+
+    @app.post("/loras")
+    async def upload_lora(id: str = Form(...), file: UploadFile = File(...),
+                          trigger_word: str = Form("")) -> dict[str, Any]:
+        info = await asyncio.to_thread(loras.save, id, file.file, trigger_word)
+        comfy.invalidate_object_info()  # ComfyUI's LoRA list just changed
+        return info.__dict__
+
+    @app.get("/models")
+    async def models() -> list[dict[str, Any]]:
+        return await asyncio.to_thread(_models_report, settings)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": _backend_version(), "comfyui": await comfy.health()}
+
+    return app
+
+
+def _models_report(settings: Settings) -> list[dict[str, Any]]:
+    report = []
+    for entry in MODEL_MANIFEST:
+        folders = (entry.folder, *FOLDER_ALIASES.get(entry.folder, ()))
+        found = next((settings.models_dir / f / entry.local_name for f in folders
+                      if (settings.models_dir / f / entry.local_name).is_file()), None)
+        report.append({
+            "repo_id": entry.repo_id, "filename": entry.filename, "folder": entry.folder,
+            "local_name": entry.local_name, "size_bytes": entry.size_bytes,
+            "gated": entry.gated, "pipelines": list(entry.pipelines),
+            "status": "present" if found else "missing", "present": found is not None,
+            "path": str(found) if found else str(settings.models_dir / entry.folder / entry.local_name),
+            "installed_bytes": found.stat().st_size if found else 0,
+        })
+    return report
+
+

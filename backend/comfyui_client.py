@@ -1,0 +1,404 @@
+"""The ComfyUI client: upload input images, queue a graph, follow it on /ws, fetch its
+outputs, all within a deadline; past it the job is cancelled in ComfyUI.
+
+Everything is asyncio (httpx + websockets), so one event loop serves many concurrent
+API requests while ComfyUI works through its queue one job at a time. A dropped socket
+falls back to polling /history, so a finished output is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from backend.errors import (ApiError, ComfyUIJobFailed, ComfyUIUnavailable, DeadlineExceeded,
+                            ModelNotInstalled)
+from backend.graph_errors import (install_hint, is_missing_model, problems_from_comfyui,
+                                  to_api_error)
+from workflows.manifest import installed_by_folder
+from workflows.object_info import (IMAGE_INPUTS, IMPLICIT_MODEL_FILES, choice_options,
+                                   load_object_info, with_installed_files)
+from workflows.validate import validate_graph
+
+log = logging.getLogger(__name__)
+
+OBJECT_INFO_TTL_S = 60.0
+POLL_START_S, POLL_MAX_S = 0.1, 1.0
+CANCEL_TIMEOUT_S = 3.0
+UNREACHABLE_POLLS = 5  # consecutive failed history polls before ComfyUI counts as gone
+OUTPUT_KINDS = ("images", "gifs", "videos", "video", "animated_images", "files")
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    node_id: str
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def extension(self) -> str:
+        return Path(self.filename).suffix.lstrip(".").lower() or "bin"
+
+
+@dataclass
+class JobResult:
+    prompt_id: str
+    outputs: list[OutputFile]
+    followed_by: str  # "websocket" or "history": how the end of the job was seen
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _ws_url(base_url: str, client_id: str) -> str:
+    scheme = "wss" if base_url.startswith("https") else "ws"
+    return f"{scheme}://{base_url.split('://', 1)[1].rstrip('/')}/ws?clientId={client_id}"
+
+
+def _with_input_images(info: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """A copy of object_info whose LoadImage lists also hold `names` (just uploaded, so
+    a cached /object_info cannot know them yet)."""
+    names = list(names)
+    if not names:
+        return info
+    result = dict(info)
+    for class_type, input_name in IMAGE_INPUTS:
+        node = result.get(class_type)
+        if not node:
+            continue
+        for section in ("required", "optional"):
+            spec = (node.get("input") or {}).get(section, {}).get(input_name)
+            choices = choice_options(spec) if spec else None
+            if choices is None:
+                continue
+            node = {**node, "input": {**node["input"], section: dict(node["input"][section])}}
+            merged = choices + [n for n in names if n not in choices]
+            if isinstance(spec[0], list):
+                node["input"][section][input_name] = [merged, *spec[1:]]
+            else:
+                node["input"][section][input_name] = [spec[0], {**spec[1], "options": merged},
+                                                      *spec[2:]]
+            result[class_type] = node
+    return result
+
+
+def _history_error(entry: dict[str, Any]) -> str:
+    """ComfyUI's message for a failed job from its history entry (both message forms)."""
+    for message in (entry.get("status") or {}).get("messages") or []:
+        if isinstance(message, str) and message.startswith("execution_error"):
+            return message.partition(":")[2].strip() or message
+        if isinstance(message, list) and message and message[0] == "execution_error":
+            data = message[1] if len(message) > 1 and isinstance(message[1], dict) else {}
+            return _describe_execution_error(data)
+    return "ComfyUI reported the job as failed without a message"
+
+
+def _describe_execution_error(data: dict[str, Any]) -> str:
+    where = f"node {data.get('node_id')} ({data.get('node_type')})" if data.get("node_id") else "a node"
+    kind = data.get("exception_type") or "error"
+    text = str(data.get("exception_message") or "").strip()
+    return f"{where} failed with {kind}: {text}"
+
+
+class ComfyUIClient:
+    def __init__(self, base_url: str, *, models_dir: Path, lora_dir: Path,
+                 http_timeout_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.models_dir = Path(models_dir)
+        self.lora_dir = Path(lora_dir)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=http_timeout_s,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self._clock = clock
+        self._object_info: dict[str, Any] | None = None
+        self._object_info_at = 0.0
+        self._object_info_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        if self._background:
+            # sockets still closing get a moment, then go: shutdown must not hang on them
+            _, slow = await asyncio.wait(set(self._background), timeout=0.5)
+            for task in slow:
+                task.cancel()
+        await self._http.aclose()
+
+    # --- plain HTTP ---------------------------------------------------------------
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
+                httpx.ReadError) as exc:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} is not reachable ({type(exc).__name__}); "
+                "start it, or point the backend at it with --comfyui-url / RYLA_COMFYUI_URL"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} did not answer {method} {path} in time") from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise ComfyUIJobFailed(
+                f"ComfyUI answered {method} {path} with HTTP {response.status_code}: "
+                f"{response.text[:300]}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ComfyUIJobFailed(f"ComfyUI answered {method} {path} with non-JSON") from exc
+
+    async def health(self) -> dict[str, Any]:
+        """Reachability, queue length and version; never raises."""
+        result: dict[str, Any] = {"url": self.base_url, "reachable": False,
+                                  "queue_remaining": None, "version": None}
+        try:
+            queue = await self._json("GET", "/queue")
+            result["reachable"] = True
+            result["queue_remaining"] = (len(queue.get("queue_running") or [])
+                                         + len(queue.get("queue_pending") or []))
+            stats = await self._json("GET", "/system_stats")
+            result["version"] = (stats.get("system") or {}).get("comfyui_version")
+        except ApiError as exc:
+            result["error"] = exc.message
+        return result
+
+    # --- validation ---------------------------------------------------------------
+    async def object_info(self, refresh: bool = False) -> tuple[dict[str, Any], bool]:
+        """(object_info, live): ComfyUI's own, cached for a minute; else the shipped
+        snapshot with the files installed under models_dir / lora_dir."""
+        async with self._object_info_lock:
+            fresh = self._clock() - self._object_info_at < OBJECT_INFO_TTL_S
+            if self._object_info is not None and fresh and not refresh:
+                return self._object_info, True
+            try:
+                info = await self._json("GET", "/object_info")
+            except ComfyUIUnavailable:
+                raise  # nothing could be queued either: say so, not "model missing"
+            except ApiError as exc:
+                log.info("using the shipped object_info snapshot: %s", exc.message)
+                return await asyncio.to_thread(self._snapshot_info), False
+            if not isinstance(info, dict) or not info:
+                return await asyncio.to_thread(self._snapshot_info), False
+            self._object_info, self._object_info_at = info, self._clock()
+            return info, True
+
+    def invalidate_object_info(self) -> None:
+        self._object_info = None
+
+    def _snapshot_info(self) -> dict[str, Any]:
+        installed = installed_by_folder(self.models_dir)
+        if self.lora_dir.is_dir():
+            installed["loras"] = sorted(p.name for p in self.lora_dir.glob("*.safetensors"))
+        return with_installed_files(load_object_info(), installed)
+
+    async def check_graph(self, graph: dict[str, Any], *, user_graph: bool,
+                          input_images: Iterable[str] = ()) -> None:
+        """Raise the API error ComfyUI's validation would lead to, before queueing."""
+        images = list(input_images)
+        info, live = await self.object_info()
+        problems = validate_graph(graph, _with_input_images(info, images))
+        if problems and live and any(is_missing_model(p) for p in problems):
+            # the cache may predate a file that was just installed: ask once more
+            info, live = await self.object_info(refresh=True)
+            problems = validate_graph(graph, _with_input_images(info, images))
+        if problems:
+            raise to_api_error(problems, user_graph=user_graph, models_dir=self.models_dir)
+        await self._check_implicit_files(graph)
+
+    async def _check_implicit_files(self, graph: dict[str, Any]) -> None:
+        """Files that nodes load without naming them (insightface, EVA-CLIP): asked of
+        ComfyUI's GET /models/<folder>; skipped when that route is not there."""
+        needed = {pair for node in graph.values() if isinstance(node, dict)
+                  for pair in IMPLICIT_MODEL_FILES.get(node.get("class_type", ""), ())}
+        listed: dict[str, set[str] | None] = {}
+        for folder, name in sorted(needed):
+            if folder not in listed:
+                response = await self._request("GET", f"/models/{folder}")
+                ok = response.status_code == 200 and isinstance(response.json(), list)
+                listed[folder] = set(response.json()) if ok else None
+            present = listed[folder]
+            if present is not None and name not in present:
+                raise ModelNotInstalled(
+                    f"model file {name!r} is not installed in ComfyUI's models/{folder}: "
+                    f"{install_hint(folder, name, self.models_dir)}", field=folder)
+
+    # --- the job ------------------------------------------------------------------
+    async def upload_image(self, data: bytes, name: str) -> str:
+        files = {"image": (name, data, "image/png")}
+        body = await self._json("POST", "/upload/image", files=files,
+                                data={"overwrite": "true", "type": "input"})
+        stored = f"{body.get('subfolder')}/{body.get('name')}" if body.get("subfolder") else body.get("name")
+        if stored != name:
+            # the graph names `name`; ComfyUI renaming it would run the wrong image
+            raise ComfyUIJobFailed(f"ComfyUI stored the input image {name!r} as {stored!r}")
+        return name
+
+    async def run(self, graph: dict[str, Any], timeout_s: float, *, user_graph: bool = False,
+                  on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
+        """Queue `graph`, wait for it, return its outputs. Past `timeout_s` the job is
+        interrupted (or taken off the queue) and DeadlineExceeded raised."""
+        started = self._clock()
+        client_id = uuid.uuid4().hex
+        prompt_id: str | None = None
+        ws: ClientConnection | None = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                # the socket opens before queueing so that no message of the job is missed
+                ws = await self._open_ws(client_id)
+                prompt_id = await self._queue(graph, client_id, user_graph=user_graph)
+                queued = self._clock()
+                done_by_ws = await self._follow(ws, prompt_id, on_progress) if ws else False
+                entry = await self._poll_history(prompt_id)
+                outputs = await self._fetch_outputs(graph, entry)
+        except TimeoutError:
+            if prompt_id is not None:
+                await self._cancel(prompt_id)
+            raise DeadlineExceeded(
+                f"the job did not finish within the {timeout_s:.0f} s deadline"
+                + (f" (ComfyUI prompt {prompt_id}); it was cancelled in ComfyUI" if prompt_id
+                   else "; ComfyUI did not accept it in time")) from None
+        finally:
+            if ws is not None:
+                self._close_later(ws)
+        finished = self._clock()
+        return JobResult(prompt_id, outputs, "websocket" if done_by_ws else "history",
+                         {"queue_ms": (queued - started) * 1000,
+                          "comfyui_ms": (finished - queued) * 1000})
+
+    def _close_later(self, ws: ClientConnection) -> None:
+        # The close handshake can take up to close_timeout; the caller need not wait.
+        task = asyncio.create_task(ws.close())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _open_ws(self, client_id: str) -> ClientConnection | None:
+        try:
+            return await connect(_ws_url(self.base_url, client_id), max_size=None,
+                                 open_timeout=10, ping_interval=20, ping_timeout=20,
+                                 close_timeout=2)
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            # no socket is no reason to fail: history polling still sees the job end
+            log.warning("ComfyUI /ws unavailable (%s); following the job by polling", exc)
+            return None
+
+    async def _queue(self, graph: dict[str, Any], client_id: str, *, user_graph: bool) -> str:
+        response = await self._request("POST", "/prompt",
+                                       json={"prompt": graph, "client_id": client_id})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 400 and isinstance(body, dict):
+            raise to_api_error(problems_from_comfyui(body), user_graph=user_graph,
+                               models_dir=self.models_dir)
+        if response.status_code != 200 or not isinstance(body, dict) or "prompt_id" not in body:
+            raise ComfyUIJobFailed(
+                f"ComfyUI did not queue the graph: HTTP {response.status_code} "
+                f"{response.text[:300]!r}")
+        return str(body["prompt_id"])
+
+    async def _follow(self, ws: ClientConnection, prompt_id: str,
+                      on_progress: Callable[[dict[str, Any]], None] | None) -> bool:
+        """True when the socket saw the job succeed; False when it dropped first.
+        Raises ComfyUIJobFailed when the job fails."""
+        try:
+            async for raw in ws:
+                if isinstance(raw, bytes):
+                    continue  # preview images
+                message = json.loads(raw)
+                kind, data = message.get("type"), message.get("data") or {}
+                if data.get("prompt_id") != prompt_id:
+                    continue
+                if kind == "execution_success":
+                    return True
+                if kind == "execution_error":
+                    raise ComfyUIJobFailed(f"ComfyUI failed the job: {_describe_execution_error(data)}")
+                if kind == "execution_interrupted":
+                    raise ComfyUIJobFailed(
+                        f"ComfyUI interrupted the job at node {data.get('node_id')} "
+                        f"({data.get('node_type')}); someone called /interrupt on it")
+                if kind == "executing" and data.get("node") is None:
+                    return True  # older ComfyUI: node None ends the job
+                if on_progress and kind in ("progress", "executing"):
+                    on_progress({"type": kind, **data})
+        except (WebSocketException, OSError, json.JSONDecodeError) as exc:
+            log.warning("ComfyUI socket dropped while following %s (%s); polling history",
+                        prompt_id, exc)
+        return False
+
+    async def _poll_history(self, prompt_id: str) -> dict[str, Any]:
+        """The history entry of the finished job; raises when it failed."""
+        delay, failures = POLL_START_S, 0
+        while True:
+            try:
+                history = await self._json("GET", f"/history/{prompt_id}")
+                failures = 0
+            except ComfyUIUnavailable:
+                failures += 1
+                if failures >= UNREACHABLE_POLLS:
+                    raise
+                history = {}
+            entry = history.get(prompt_id) if isinstance(history, dict) else None
+            status = (entry or {}).get("status") or {}
+            if status.get("status_str") == "error":
+                raise ComfyUIJobFailed(f"ComfyUI failed the job: {_history_error(entry or {})}")
+            if entry and (status.get("completed") or status.get("status_str") == "success"):
+                return entry
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, POLL_MAX_S)
+
+    async def _fetch_outputs(self, graph: dict[str, Any], entry: dict[str, Any]) -> list[OutputFile]:
+        refs: list[tuple[str, dict[str, Any]]] = []
+        outputs = entry.get("outputs") or {}
+        # graph order, so that "the first output" is stable
+        order = {node_id: i for i, node_id in enumerate(graph)}
+        for node_id in sorted(outputs, key=lambda n: order.get(n, len(order))):
+            for kind in OUTPUT_KINDS:
+                for item in outputs[node_id].get(kind) or []:
+                    if isinstance(item, dict) and item.get("filename"):
+                        refs.append((node_id, item))
+        saved = [r for r in refs if r[1].get("type") != "temp"] or refs
+        if not saved:
+            raise ComfyUIJobFailed("ComfyUI finished the job but it produced no output file; "
+                                   "does the graph end in SaveImage or another save node?")
+        files = await asyncio.gather(*(self._view(node_id, item) for node_id, item in saved))
+        return list(files)
+
+    async def _view(self, node_id: str, item: dict[str, Any]) -> OutputFile:
+        params = {"filename": item["filename"], "subfolder": item.get("subfolder", ""),
+                  "type": item.get("type", "output")}
+        response = await self._request("GET", "/view", params=params)
+        if response.status_code != 200:
+            raise ComfyUIJobFailed(f"ComfyUI could not serve output {item['filename']!r}: "
+                                   f"HTTP {response.status_code}")
+        content_type = (response.headers.get("content-type", "").split(";")[0]
+                        or mimetypes.guess_type(item["filename"])[0] or "application/octet-stream")
+        if content_type in ("application/octet-stream", "") :
+            content_type = mimetypes.guess_type(item["filename"])[0] or content_type
+        return OutputFile(node_id, item["filename"], content_type, response.content)
+
+    async def _cancel(self, prompt_id: str) -> None:
+        """Stop our job only: interrupt it if it is running, else take it off the queue."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT_S):
+                queue = await self._json("GET", "/queue")
+                running = {str(item[1]) for item in queue.get("queue_running") or []
+                           if isinstance(item, list) and len(item) > 1}
+                if prompt_id in running:
+                    await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+                else:
+                    await self._request("POST", "/queue", json={"delete": [prompt_id]})
+        except (ApiError, TimeoutError) as exc:
+            log.warning("could not cancel ComfyUI prompt %s: %s", prompt_id, exc)

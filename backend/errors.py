@@ -1,0 +1,74 @@
+"""Errors that the API answers with: each has its HTTP status and SPEC error code.
+
+Raise a subclass anywhere in the backend; api.py renders it as
+`{"error": {"code", "message", "field"}}`. Messages are written for the person who
+sent the request: what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_body(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+class InvalidRequest(ApiError):
+    status, code = 400, "invalid_request"
+
+
+class InvalidImage(ApiError):
+    status, code = 400, "invalid_image"
+
+
+class InvalidWorkflow(ApiError):
+    status, code = 400, "invalid_workflow"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class LoraNotFound(ApiError):
+    status, code = 404, "lora_not_found"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class ComfyUIJobFailed(ApiError):
+    status, code = 502, "comfyui_job_failed"
+
+
+class ComfyUIUnavailable(ApiError):
+    status, code = 503, "comfyui_unavailable"
+
+
+class ModelNotInstalled(ApiError):
+    status, code = 503, "model_not_installed"
+
+
+class DeadlineExceeded(ApiError):
+    status, code = 504, "deadline_exceeded"
+
+
+# status -> error class, for errors that Starlette raises itself (unknown route, ...)
+BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    404: NotFound,
+    413: PayloadTooLarge,
+}

@@ -1,0 +1,180 @@
+"""One generation from request to response: prepare the graph (LoRA, reference image,
+user images), check it, run it on ComfyUI, save the record and outputs, measure it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from backend.analytics import Analytics
+from backend.comfyui_client import ComfyUIClient, OutputFile
+from backend.errors import ApiError, DeadlineExceeded, InvalidImage
+from backend.images import content_name, convert_format, decode_base64_image, to_png
+from backend.lora_store import LoraStore
+from backend.records import JobRecords
+from backend.settings import Settings
+from workflows.request_models import MAX_SEED, CharacterRequest, FluxLoraRequest, WorkflowRequest
+from workflows.render import render_workflow
+
+log = logging.getLogger(__name__)
+
+PIPELINE_OF_ROUTE = {"/flux-dev": "flux-dev", "/flux": "flux-schnell", "/flux-lora": "flux-lora",
+                     "/wan2": "wan2"}
+IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+SEED_INPUTS = ("seed", "noise_seed")
+NO_SEED = -1  # X-Seed of a user workflow that names no seed
+
+
+@dataclass
+class Generation:
+    request_id: str
+    seed: int
+    outputs: list[OutputFile]
+    timings: dict[str, float] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+
+
+def _workflow_seed(graph: dict[str, Any]) -> int:
+    for node in graph.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for name in SEED_INPUTS:
+            value = (inputs or {}).get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return NO_SEED
+
+
+def _rename_images(graph: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """The graph with every string input naming an uploaded image renamed to its
+    content-hash name (distinct users' 'face.png' must not overwrite each other)."""
+    out: dict[str, Any] = {}
+    for node_id, node in graph.items():
+        if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+            inputs = {k: renames.get(v, v) if isinstance(v, str) else v
+                      for k, v in node["inputs"].items()}
+            node = {**node, "inputs": inputs}
+        out[node_id] = node
+    return out
+
+
+class Generator:
+    def __init__(self, settings: Settings, comfy: ComfyUIClient, loras: LoraStore,
+                 records: JobRecords, analytics: Analytics) -> None:
+        self.settings = settings
+        self.comfy = comfy
+        self.loras = loras
+        self.records = records
+        self.analytics = analytics
+
+    async def _png_of(self, value: str, field_name: str) -> bytes:
+        raw = decode_base64_image(value, field_name)
+        # Pillow decoding is CPU work: off the event loop
+        return await asyncio.to_thread(to_png, raw, field_name, self.settings.max_image_pixels)
+
+    async def _prepare(self, endpoint: str, body: BaseModel, seed: int,
+                       request_id: str) -> tuple[dict[str, Any], dict[str, bytes], bool]:
+        """(graph, input images to upload by name, user_graph). Uploads wait until the
+        graph has passed validation, so a refused graph leaves nothing in ComfyUI."""
+        if isinstance(body, WorkflowRequest):
+            renames: dict[str, str] = {}
+            uploads: dict[str, bytes] = {}
+            for name, value in body.images.items():
+                if not IMAGE_NAME_RE.fullmatch(name):
+                    raise InvalidImage(f"image name {name!r} is not allowed: use letters, digits, "
+                                       "'_', '-' and '.', no folders", field=f"images.{name}")
+                png = await self._png_of(value, f"images.{name}")
+                renames[name] = content_name(png)
+                uploads[renames[name]] = png
+            return _rename_images(body.workflow, renames), uploads, True
+        if isinstance(body, CharacterRequest):
+            png = await self._png_of(body.reference_image, "reference_image")
+            name = content_name(png)
+            graph = render_workflow(body.method, body, seed=seed, reference_image=name)
+            return graph, {name: png}, False
+        if isinstance(body, FluxLoraRequest):
+            info = await asyncio.to_thread(self.loras.get, body.lora_id)
+            self.analytics.lora_loaded(endpoint, request_id, body.lora_id)
+            trigger = body.trigger_word if body.trigger_word is not None else info.trigger_word
+            filled = body.model_copy(update={"trigger_word": trigger or None})
+            return render_workflow("flux-lora", filled, seed=seed, lora_file=info.file), {}, False
+        return render_workflow(PIPELINE_OF_ROUTE[endpoint], body, seed=seed), {}, False
+
+    async def generate(self, endpoint: str, body: BaseModel) -> Generation:
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        explicit_seed = getattr(body, "seed", None)
+        seed = explicit_seed if explicit_seed is not None else secrets.randbelow(MAX_SEED + 1)
+        if isinstance(body, WorkflowRequest):
+            seed = _workflow_seed(body.workflow)
+        dumped = body.model_dump(mode="json")
+        await asyncio.to_thread(self.records.start, request_id, endpoint, dumped, seed)
+        self.analytics.requested(endpoint, request_id)
+        timings: dict[str, float] = {}
+        prompt_id: str | None = None
+        try:
+            deadline = self.settings.deadline_s
+            try:
+                async with asyncio.timeout(deadline):
+                    graph, images, user_graph = await self._prepare(endpoint, body, seed, request_id)
+                    await self.comfy.check_graph(graph, user_graph=user_graph, input_images=images)
+                    for name, png in images.items():
+                        await self.comfy.upload_image(png, name)
+            except TimeoutError:
+                raise DeadlineExceeded(f"preparing the job took longer than the {deadline:.0f} s "
+                                       "deadline; ComfyUI may be overloaded") from None
+            timings["prepare_ms"] = (time.monotonic() - started) * 1000
+            remaining = deadline - (time.monotonic() - started)
+            result = await self.comfy.run(
+                graph, max(remaining, 0.001), user_graph=user_graph,
+                on_progress=lambda event: log.debug("%s %s", request_id, event))
+            prompt_id = result.prompt_id
+            timings.update(result.timings)
+            outputs = result.outputs
+            fmt = getattr(body, "format", None)
+            if fmt:
+                first = outputs[0]
+                data = await asyncio.to_thread(convert_format, first.data, fmt)
+                if data is not first.data:
+                    outputs = [OutputFile(first.node_id, f"{first.filename.rsplit('.', 1)[0]}.jpg",
+                                          "image/jpeg", data), *outputs[1:]]
+            paths = await asyncio.to_thread(self.records.save_outputs, request_id,
+                                            [(o.data, o.extension) for o in outputs])
+            timings["total_ms"] = (time.monotonic() - started) * 1000
+            await asyncio.to_thread(self.records.finish, request_id, status="succeeded",
+                                    outputs=paths, timings=timings, prompt_id=prompt_id)
+        except ApiError as exc:
+            exc.request_id = request_id  # type: ignore[attr-defined]
+            await self._failed(endpoint, request_id, exc.to_body()["error"], timings, started)
+            raise
+        except Exception as exc:
+            error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            await self._failed(endpoint, request_id, error, timings, started)
+            raise
+        self.analytics.completed(endpoint, request_id, timings)
+        return Generation(request_id, seed, outputs, timings, paths)
+
+    async def _failed(self, endpoint: str, request_id: str, error: dict[str, Any],
+                      timings: dict[str, float], started: float) -> None:
+        timings["total_ms"] = (time.monotonic() - started) * 1000
+        await asyncio.to_thread(self.records.finish, request_id, status="failed", error=error,
+                                timings=timings)
+        self.analytics.failed(endpoint, request_id, str(error.get("code")), timings)
+
+
+def json_body(gen: Generation) -> dict[str, Any]:
+    return {"images": [base64.b64encode(o.data).decode("ascii") for o in gen.outputs],
+            "content_types": [o.content_type for o in gen.outputs],
+            "seed": gen.seed, "timings": gen.timings, "request_id": gen.request_id,
+            "outputs": gen.paths}
+
+
+__all__ = ["Generation", "Generator", "json_body"]

@@ -1,0 +1,71 @@
+"""A saved record of every generation: the request before the job starts, the outcome
+and output paths before the response. A crash mid-job leaves a "running" record, so no
+job is ever silently lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+# Image data is kept out of records: they hold what was asked, not the user's photos.
+_REDACTED_FIELDS = ("reference_image", "images")
+
+
+def redact(request: dict[str, Any]) -> dict[str, Any]:
+    out = dict(request)
+    for name in _REDACTED_FIELDS:
+        value = out.get(name)
+        if isinstance(value, str):
+            out[name] = f"<{len(value)} characters>"
+        elif isinstance(value, dict):
+            out[name] = {k: f"<{len(v) if isinstance(v, str) else 0} characters>"
+                         for k, v in value.items()}
+    return out
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)  # atomic: a reader never sees half a record
+
+
+class JobRecords:
+    def __init__(self, data_dir: Path) -> None:
+        self.jobs_dir = Path(data_dir) / "jobs"
+        self.outputs_dir = Path(data_dir) / "outputs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, request_id: str) -> Path:
+        return self.jobs_dir / f"{request_id}.json"
+
+    def read(self, request_id: str) -> dict[str, Any]:
+        return json.loads(self.path(request_id).read_text())
+
+    def start(self, request_id: str, endpoint: str, request: dict[str, Any], seed: int | None) -> None:
+        _write_json(self.path(request_id), {
+            "request_id": request_id, "endpoint": endpoint, "status": "running",
+            "request": redact(request), "seed": seed, "started_at": time.time(),
+            "outputs": [],
+        })
+
+    def save_outputs(self, request_id: str, outputs: list[tuple[bytes, str]]) -> list[str]:
+        """Write each (bytes, extension) under outputs/; return the paths."""
+        paths = []
+        for index, (data, ext) in enumerate(outputs):
+            path = self.outputs_dir / f"{request_id}-{index}.{ext}"
+            path.write_bytes(data)
+            paths.append(str(path))
+        return paths
+
+    def finish(self, request_id: str, *, status: str, outputs: list[str] | None = None,
+               error: dict[str, Any] | None = None, timings: dict[str, float] | None = None,
+               prompt_id: str | None = None) -> None:
+        record = self.read(request_id)
+        record.update(status=status, outputs=outputs or [], error=error, timings=timings or {},
+                      prompt_id=prompt_id, finished_at=time.time())
+        _write_json(self.path(request_id), record)

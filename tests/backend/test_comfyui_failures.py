@@ -1,0 +1,118 @@
+"""ComfyUI failing, hanging, dropping its socket, or missing a model: the right status,
+within the deadline, and no finished image lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.backend.helpers import SMALL, error_of, job_with_seed, output_of, records
+
+# The client waits longer than any deadline here, so a 504 proves the server gave up itself.
+CLIENT_TIMEOUT_S = 30
+
+
+def test_failed_job_is_502_with_comfyuis_message(backend_server):
+    backend_server.double.fail_next("CUDA out of memory (simulated)")
+    r = httpx.post(f"{backend_server.url}/flux-dev", json={"prompt": "x", **SMALL},
+                   timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 502
+    err = error_of(r)
+    assert err["code"] == "comfyui_job_failed"
+    assert "CUDA out of memory (simulated)" in err["message"]
+    assert "KSampler" in err["message"]
+    record = records(backend_server.data_dir)[r.headers["x-request-id"]]
+    assert record["status"] == "failed" and record["error"]["code"] == "comfyui_job_failed"
+
+
+def test_hung_job_is_504_and_interrupted(backend_server_factory, comfyui_double):
+    server = backend_server_factory(comfyui_double, deadline_s=1.0)
+    comfyui_double.hang_next()
+    result: dict = {}
+
+    def call() -> None:
+        result["r"] = httpx.post(f"{server.url}/flux-dev", json={"prompt": "x", "seed": 5, **SMALL},
+                                 timeout=CLIENT_TIMEOUT_S)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    # while the job hangs, its record already holds the request
+    while not comfyui_double.jobs or comfyui_double.jobs[0].status != "running":
+        assert caller.is_alive(), "the request ended before the job ran"
+        time.sleep(0.01)
+    running = [rec for rec in records(server.data_dir).values() if rec["status"] == "running"]
+    assert len(running) == 1 and running[0]["request"]["prompt"] == "x"
+    caller.join(CLIENT_TIMEOUT_S)
+    r = result["r"]
+    assert r.status_code == 504
+    err = error_of(r)
+    assert err["code"] == "deadline_exceeded" and "cancelled" in err["message"]
+    assert comfyui_double.jobs[0].status == "interrupted"
+    # the queue is free again: the next job runs
+    r = httpx.post(f"{server.url}/flux-dev", json={"prompt": "y", **SMALL}, timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 200, r.text
+
+
+def test_pending_job_past_the_deadline_is_taken_off_the_queue(backend_server_factory,
+                                                              comfyui_double):
+    probe = httpx.post(f"{comfyui_double.url}/queue", json={"delete": []})
+    if probe.status_code != 200:  # upstream ComfyUI has it; the double may not yet
+        pytest.skip("the ComfyUI double does not implement POST /queue {'delete': [...]}")
+    patient = backend_server_factory(comfyui_double, deadline_s=CLIENT_TIMEOUT_S)
+    hasty = backend_server_factory(comfyui_double, deadline_s=1.0)
+    comfyui_double.hang_next()
+    first = threading.Thread(target=httpx.post, args=(f"{patient.url}/flux-dev",),
+                             kwargs={"json": {"prompt": "a", "seed": 1, **SMALL},
+                                     "timeout": CLIENT_TIMEOUT_S})
+    first.start()
+    while not comfyui_double.jobs:
+        time.sleep(0.01)
+    r = httpx.post(f"{hasty.url}/flux-dev", json={"prompt": "b", "seed": 2, **SMALL},
+                   timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 504
+    waiting = job_with_seed(comfyui_double, 2)
+    assert waiting not in comfyui_double.pending  # deleted from the queue, not interrupted
+    assert job_with_seed(comfyui_double, 1).status == "running"  # the other job untouched
+    comfyui_double.interrupt()
+    first.join(CLIENT_TIMEOUT_S)
+    assert waiting.status == "pending"  # it never ran
+
+
+def test_dropped_socket_falls_back_to_history(backend_server):
+    backend_server.double.drop_socket_next()
+    r = httpx.post(f"{backend_server.url}/flux-dev", json={"prompt": "x", "seed": 31, **SMALL},
+                   timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 200, r.text
+    double = backend_server.double
+    assert r.content == output_of(double, job_with_seed(double, 31))
+
+
+def test_missing_model_is_503_naming_the_file_and_how_to_install(backend_server):
+    double = backend_server.double
+    double.set_installed({folder: files for folder, files in double.installed.items()
+                          if folder != "vae"})
+    r = httpx.post(f"{backend_server.url}/flux-dev", json={"prompt": "x", **SMALL},
+                   timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 503
+    err = error_of(r)
+    assert err["code"] == "model_not_installed"
+    assert "ae.safetensors" in err["message"] and "models/vae" in err["message"]
+    assert "hf download" in err["message"]
+    assert not double.jobs
+
+
+def test_user_workflow_needing_a_missing_model_is_503(backend_server):
+    graph = {"1": {"class_type": "VAELoader", "inputs": {"vae_name": "not-there.safetensors"}},
+             "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
+                                                          "color": 0}},
+             "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["2", 0], "vae": ["1", 0]}},
+             "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 0]}},
+             "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "x"}}}
+    r = httpx.post(f"{backend_server.url}/workflow", json={"workflow": graph},
+                   timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 503
+    err = error_of(r)
+    assert err["code"] == "model_not_installed" and "not-there.safetensors" in err["message"]

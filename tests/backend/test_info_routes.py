@@ -1,0 +1,30 @@
+"""GET /models, GET /health, the JSON shapes the client relies on."""
+
+from __future__ import annotations
+
+import httpx
+
+from workflows.manifest import MODEL_MANIFEST
+
+
+def test_models_reports_present_and_missing(backend_server):
+    first = MODEL_MANIFEST[0]
+    path = backend_server.settings.models_dir / first.folder / first.local_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * 10)
+    report = httpx.get(f"{backend_server.url}/models").json()
+    assert len(report) == len(MODEL_MANIFEST)
+    by_name = {(m["folder"], m["local_name"]): m for m in report}
+    hit = by_name[(first.folder, first.local_name)]
+    assert hit["status"] == "present" and hit["installed_bytes"] == 10
+    assert hit["size_bytes"] == first.size_bytes and hit["repo_id"] == first.repo_id
+    others = [m for key, m in by_name.items() if key != (first.folder, first.local_name)]
+    assert others and all(m["status"] == "missing" for m in others)
+
+
+def test_health_reports_comfyui(backend_server):
+    body = httpx.get(f"{backend_server.url}/health").json()
+    assert body["status"] == "ok"
+    assert body["comfyui"]["reachable"] is True
+    assert body["comfyui"]["queue_remaining"] == 0
+    assert body["comfyui"]["version"] == "0.12.1"

@@ -1,0 +1,39 @@
+"""`ryla-backend`'s command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.server import main, parse_args, settings_from_args
+from backend.settings import Settings
+
+
+def test_help_exits_zero_and_names_the_flags(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--host", "--port", "--comfyui-url"):
+        assert flag in out
+
+
+def test_defaults_and_flags(monkeypatch):
+    monkeypatch.delenv("RYLA_COMFYUI_URL", raising=False)
+    args = parse_args([])
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+    assert settings_from_args(args).comfyui_url == "http://127.0.0.1:8188"
+    args = parse_args(["--comfyui-url", "http://gpu:9000", "--models-dir", "/m", "--port", "9001"])
+    settings = settings_from_args(args)
+    assert settings.comfyui_url == "http://gpu:9000"
+    assert settings.lora_dir == Path("/m/loras")
+
+
+def test_settings_from_env():
+    settings = Settings.from_env({"RYLA_API_TOKEN": "t", "RYLA_DEADLINE_S": "12.5",
+                                  "POSTHOG_API_KEY": "k", "RYLA_MODELS_DIR": "/models"})
+    assert settings.api_token == "t" and settings.deadline_s == 12.5
+    assert settings.lora_dir == Path("/models/loras") and settings.posthog_api_key == "k"
+    with pytest.raises(ValueError, match="RYLA_DEADLINE_S"):
+        Settings.from_env({"RYLA_DEADLINE_S": "soon"})
