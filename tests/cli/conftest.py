@@ -1,0 +1,60 @@
+"""Helpers for the `ryla` tests: run the CLI in-process and capture what it printed."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ui.cli import main
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "faces"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def ryla(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """`ryla(*argv)` in a scratch working directory (outputs/ lands there), without the
+    developer's RYLA_* environment leaking in."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RYLA_BACKEND_URL", raising=False)
+    monkeypatch.delenv("RYLA_API_TOKEN", raising=False)
+
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def safetensors_bytes(values: Sequence[float] = (0.5, -0.25)) -> bytes:
+    """A small, well-formed safetensors file: one float32 tensor."""
+    data = struct.pack(f"<{len(values)}f", *values)
+    header = json.dumps({"lora_up.weight": {"dtype": "F32", "shape": [len(values)],
+                                            "data_offsets": [0, len(data)]}}).encode()
+    return struct.pack("<Q", len(header)) + header + data
+
+
+@pytest.fixture
+def reference_face() -> Path:
+    path = FACES / "obama_1.jpg"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: the tests read ../shared/faces beside the repository")
+    return path

@@ -1,0 +1,71 @@
+"""A scripted HTTP server for the client's unit tests: each request takes the next
+scripted answer, and every request is recorded (method, path, headers, body)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: object, status: int = 200, **headers: str) -> "Answer":
+        return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **headers})
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class StubServer:
+    def __init__(self, port: int = 0) -> None:
+        self.answers: list[Answer] = []
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with stub._lock:
+                    stub.seen.append(Seen(self.command, self.path, dict(self.headers), body))
+                    answer = stub.answers.pop(0) if stub.answers else Answer(599, b"no scripted answer")
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,133 @@
+"""models, success-rate, bench and sheet against ryla-backend over the ComfyUI double."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from tests.cli.conftest import Run
+from ui.prompts import SEED_PROMPTS, SHEET_VARIATIONS
+from workflows.manifest import MODEL_MANIFEST
+
+SMALL = ("--width", "256", "--height", "256", "--steps", "2")
+
+
+def valid_image(path: Path) -> bool:
+    with Image.open(path) as image:
+        image.load()
+        return image.size[0] > 0
+
+
+def test_models_lists_the_manifest_with_present_and_missing(ryla: Callable[..., Run], backend_server) -> None:
+    installed = MODEL_MANIFEST[0]
+    target = backend_server.models_dir / installed.folder / installed.local_name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"weights")
+    result = ryla("models", "--backend-url", backend_server.url, "--json")
+    assert result.code == 0, result.err
+    rows = result.json()
+    assert len(rows) == len(MODEL_MANIFEST)
+    assert [row["local_name"] for row in rows if row["present"]] == [installed.local_name]
+
+    missing = ryla("models", "--backend-url", backend_server.url, "--missing", "--json").json()
+    assert len(missing) == len(MODEL_MANIFEST) - 1
+    assert installed.local_name not in {row["local_name"] for row in missing}
+
+    table = ryla("models", "--backend-url", backend_server.url)
+    assert table.code == 0
+    assert f"1 installed, {len(MODEL_MANIFEST) - 1} missing" in table.out
+
+
+def test_success_rate_runs_the_seed_prompts(ryla: Callable[..., Run], backend_server_session) -> None:
+    result = ryla("success-rate", "--backend-url", backend_server_session.url, "--endpoint", "flux",
+                  *SMALL, "--output", "rate", "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert [row["prompt"] for row in report["requests"]] == list(SEED_PROMPTS)
+    assert (report["succeeded"], report["total"], report["success_rate"]) == (10, 10, 100.0)
+    assert all(row["success"] and row["seconds"] > 0 for row in report["requests"])
+    files = [Path(row["file"]) for row in report["requests"]]
+    assert len(set(files)) == 10 and all(valid_image(f) for f in files)
+    assert {f.parent for f in files} == {Path("rate")}
+
+
+def test_success_rate_below_100_exits_1(ryla: Callable[..., Run], backend_server, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# three prompts\nA red door\n\nA blue door\nA green door\n")
+    backend_server.double.fail_next("simulated sampler crash")
+    result = ryla("success-rate", "--backend-url", backend_server.url, "--endpoint", "flux",
+                  "--prompts", str(prompts), *SMALL)
+    assert result.code == 1
+    assert "success rate: 2/3 (66.7 %)" in result.out
+    assert "simulated sampler crash" in result.out
+    assert len(list(Path("outputs").glob("success-rate-*/*.jpg"))) == 2
+
+
+def test_bench_sequential_and_concurrent(ryla: Callable[..., Run], backend_server) -> None:
+    # Each node and sampler step sleeps, as a GPU keeps ComfyUI busy. The double runs one
+    # job at a time like ComfyUI, so what concurrency wins is the real per-request work
+    # around a job (HTTP, render, validate, fetch, encode) overlapping the running job.
+    backend_server.double.step_delay = 0.005
+    result = ryla("bench", "--backend-url", backend_server.url, "--endpoint", "flux", "--requests", "5",
+                  "--concurrency", "5", *SMALL, "--json")
+    assert result.code == 0, result.err
+    (row,) = result.json()["results"]
+    for mode in ("sequential", "concurrent"):
+        stats = row[mode]
+        assert (stats["succeeded"], stats["total"], stats["success_rate"]) == (5, 5, 100.0)
+        assert stats["min"] <= stats["median"] <= stats["p95"] <= stats["max"]
+        assert stats["min"] <= stats["mean"] <= stats["max"]
+    assert row["concurrent"]["concurrency"] == 5
+    assert row["concurrent"]["wall_seconds"] < row["sequential"]["wall_seconds"]
+    assert row["speedup"] > 1
+
+
+def test_bench_human_output_and_failures(ryla: Callable[..., Run], backend_server) -> None:
+    backend_server.double.fail_next("boom")
+    result = ryla("bench", "--backend-url", backend_server.url, "--endpoint", "flux", "-n", "2", *SMALL)
+    assert result.code == 1
+    assert "1/2 ok" in result.out and "boom" in result.out
+
+
+def test_sheet_saves_images_manifest_and_face_report(ryla: Callable[..., Run], backend_server_session,
+                                                     reference_face: Path) -> None:
+    result = ryla("sheet", "--backend-url", backend_server_session.url, "--reference", str(reference_face),
+                  "--method", "both", "--count", "2", "--concurrency", "2", *SMALL, "--output", "sheet",
+                  "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    items = report["items"]
+    assert [(i["method"], i["name"]) for i in items] == [
+        (m, v.name) for m in ("instantid", "pulid") for v in SHEET_VARIATIONS[:2]]
+    assert all(valid_image(Path(i["path"])) for i in items)
+    assert json.loads(Path("sheet/sheet.json").read_text())["generated"] == 4
+    scores = json.loads(Path("sheet/face_scores.json").read_text())
+    assert len(scores["results"]) == 4
+    assert {Path(p).name for p in report["report_files"]} == {"face_scores.json", "face_scores.csv",
+                                                            "face_scores.png"}
+
+
+def test_sheet_keeps_going_when_one_image_fails(ryla: Callable[..., Run], backend_server,
+                                                reference_face: Path) -> None:
+    backend_server.double.fail_next("face detector crashed")
+    result = ryla("sheet", "--backend-url", backend_server.url, "--reference", str(reference_face),
+                  "--count", "3", "--concurrency", "1", *SMALL, "--output", "sheet", "--no-score")
+    assert result.code == 1
+    manifest = json.loads(Path("sheet/sheet.json").read_text())
+    assert (manifest["generated"], manifest["failed"]) == (2, 1)
+    failed = [i for i in manifest["items"] if i["error"]]
+    assert failed[0]["error_code"] == "comfyui_job_failed"
+    assert "face detector crashed" in failed[0]["error"]
+    assert sorted(p.name for p in Path("sheet").glob("*.jpg")) == sorted(
+        Path(i["path"]).name for i in manifest["items"] if i["path"])
+    assert "face detector crashed" in result.out
+
+
+def test_score_is_registered(ryla: Callable[..., Run], reference_face: Path, tmp_path: Path) -> None:
+    result = ryla("score", str(reference_face), str(reference_face), "--output", str(tmp_path / "review"),
+                  "--json")
+    assert result.code == 0, result.err
+    assert result.json()["results"][0]["pass"] is True
