@@ -237,8 +237,9 @@ class ComfyUIClient:
     # --- the job ------------------------------------------------------------------
     async def upload_image(self, data: bytes, name: str) -> str:
         files = {"image": (name, data, "image/png")}
-        body = await self._json("POST", "/upload/image", files=files,
-                                data={"overwrite": "true", "type": "input"})
+        # No overwrite: names are content hashes, so ComfyUI finds an identical file and
+        # leaves it alone instead of rewriting it under a job that is reading it.
+        body = await self._json("POST", "/upload/image", files=files, data={"type": "input"})
         stored = f"{body.get('subfolder')}/{body.get('name')}" if body.get("subfolder") else body.get("name")
         if stored != name:
             # the graph names `name`; ComfyUI renaming it would run the wrong image

@@ -23,27 +23,9 @@ import uvicorn
 from backend.api import create_app
 from backend.settings import Settings
 from tests.comfyui_double import ComfyUIDouble
-from workflows.object_info import with_installed_files
 
 TEST_DEADLINE_S = 20.0
 START_TIMEOUT_S = 30.0
-
-
-def mirror_lora_dir(double: ComfyUIDouble, lora_dir: Path) -> None:
-    """Make the double list lora_dir's files in models/loras, as a ComfyUI whose
-    loras folder is the backend's LoRA store (the Modal Volume) does. Several servers
-    may share one double: it lists the files of all their LoRA dirs."""
-    dirs: list[Path] = getattr(double, "_backend_lora_dirs", [])
-    if not dirs:
-        def object_info() -> dict:
-            installed = dict(double.installed)
-            files = {p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors")}
-            installed["loras"] = sorted(set(installed.get("loras", [])) | files)
-            return with_installed_files(double._snapshot, installed, double.input_images())
-
-        double.object_info = object_info  # type: ignore[method-assign]
-        double._backend_lora_dirs = dirs  # type: ignore[attr-defined]
-    dirs.append(lora_dir)
 
 
 class BackendServer:
@@ -56,7 +38,9 @@ class BackendServer:
             Settings(comfyui_url=double.url, models_dir=self.models_dir, lora_dir=self.lora_dir,
                      data_dir=self.data_dir, deadline_s=TEST_DEADLINE_S),
             **overrides)
-        mirror_lora_dir(double, self.settings.lora_dir)
+        # The double's loras folder lists this LoRA store's files, as the deployed ComfyUI
+        # does through extra_model_paths.yaml (several servers may share one double).
+        double.add_model_dir("loras", self.settings.lora_dir)
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
                                 lifespan="on", timeout_graceful_shutdown=5)

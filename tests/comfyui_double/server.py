@@ -1,9 +1,16 @@
 """The ComfyUI test double's HTTP + WebSocket server (aiohttp, as ComfyUI itself). Test tool only.
 
 `ComfyUIDouble` runs the server on a free loopback port in a background thread with its
-own event loop, keeps the queue (one job at a time, in queue order, like ComfyUI), the
-history, the input/output folders and the "installed" model files, and offers the fault
-injection the tests use. Routes and answers follow ../shared/comfyui/api_examples.md.
+own event loop, keeps the queue (one job at a time, in queue order, like ComfyUI; or up to
+`workers` at once, see below), the history, the input/output folders and the "installed"
+model files, and offers the fault injection the tests use. Routes and answers follow
+../shared/comfyui/api_examples.md.
+
+`workers` (default 1) stands for a deployment with that many GPU containers behind one
+URL: Modal scales the ComfyUI class out under load, and each container runs one ComfyUI
+job at a time. With workers=N the first N queued jobs run at once (a hung job holds one
+worker); it exists so tests can check that the API and its clients do not serialize
+concurrent requests. /queue lists every running job in `queue_running`.
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ MODEL_FOLDERS = [
     "insightface", "facexlib", "facexlib",
 ]
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
+# ComfyUI's folder_paths.supported_pt_extensions: the files a models folder lists.
+MODEL_SUFFIXES = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl",
+                            ".sft"})
+MAX_WORKERS = 64  # the job thread pool's size; `workers` may not exceed it
 _CLOSE = object()  # outbox sentinel: the server closes that socket
 
 
@@ -87,7 +98,8 @@ def _safe_join(root: Path, *parts: str) -> Path | None:
 class ComfyUIDouble:
     """A running ComfyUI test double. Not a ComfyUI: no model runs (see executor.py)."""
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, workers: int = 1,
+                 extra_model_dirs: Mapping[str, Iterable[Path]] | None = None) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="comfyui-double-"))
         self.input_dir = self.base_dir / "input"
@@ -99,8 +111,16 @@ class ComfyUIDouble:
         self.step_delay = 0.0  # seconds per node and per sampler step, to watch concurrency
         self.jobs: list[Job] = []
         self._snapshot = load_object_info()
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-double-job")
+        self._workers = 1
+        self.workers = workers
+        # Like ComfyUI's extra_model_paths.yaml: configuration, so reset() keeps them.
+        self.extra_model_dirs: dict[str, list[Path]] = {}
+        for folder, paths in (extra_model_dirs or {}).items():
+            for path in paths:
+                self.add_model_dir(folder, path)
+        # Threads start lazily, so a pool of MAX_WORKERS costs nothing at workers=1.
+        self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS,
+                                        thread_name_prefix="comfyui-double-job")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="comfyui-double")
@@ -116,7 +136,8 @@ class ComfyUIDouble:
         self.installed: dict[str, list[str]] = default_installed()
         self.history: dict[str, dict] = {}
         self.pending: collections.deque[Job] = collections.deque()
-        self.running: Job | None = None
+        self.running_jobs: list[Job] = []  # in start order
+        self._tasks: set[asyncio.Task] = set()
         self.sockets: dict[str, tuple[web.WebSocketResponse, asyncio.Queue]] = {}
         self._faults = {"fail": None, "hang": False, "drop": False}
         self._number = 0
@@ -145,13 +166,18 @@ class ComfyUIDouble:
 
     async def _shutdown(self) -> None:
         self._worker.cancel()
+        await self._drain()  # jobs were interrupted: they end at their next step
         for ws, _ in list(self.sockets.values()):
             await ws.close()
         await self._runner.cleanup()
 
     def reset(self) -> None:
-        """Back to a fresh double: no jobs, history, files or faults; all models installed."""
+        """Back to a fresh double: no jobs, history, files or faults; all models installed;
+        one worker. Extra model dirs stay (they are the deployment's configuration)."""
         self._interrupt_everything()
+        if self._thread.is_alive():
+            # Interrupted jobs end at their next step; wait, so none lands in the new history.
+            asyncio.run_coroutine_threadsafe(self._drain(), self._loop).result(timeout=30)
 
         def clear() -> None:
             self.jobs.clear()
@@ -159,19 +185,27 @@ class ComfyUIDouble:
 
         self._call_in_loop(clear)
         self.step_delay = 0.0
+        self.workers = 1
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            # Interrupt again each round: a job may have started since the last one.
+            for job in self.running_jobs:
+                job.interrupt.set()
+            await asyncio.wait(set(self._tasks))
 
     def _clear_state_keep_sockets(self) -> None:
-        sockets = self.sockets
+        sockets, tasks = self.sockets, self._tasks
         self._clear_state()
-        self.sockets = sockets
+        self.sockets, self._tasks = sockets, tasks
 
     def _interrupt_everything(self) -> None:
         def stop_jobs() -> None:
             for job in self.pending:
                 job.status = "interrupted"
             self.pending.clear()
-            if self.running is not None:
-                self.running.interrupt.set()
+            for job in self.running_jobs:
+                job.interrupt.set()
 
         self._call_in_loop(stop_jobs)
 
@@ -187,12 +221,50 @@ class ComfyUIDouble:
 
     # --- what tests set -----------------------------------------------------------------
 
+    @property
+    def workers(self) -> int:
+        """How many queued jobs run at once (GPU containers of one deployment)."""
+        return self._workers
+
+    @workers.setter
+    def workers(self, count: int) -> None:
+        if not 1 <= count <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1..{MAX_WORKERS}, got {count}")
+        self._workers = count
+        if getattr(self, "_wakeup", None) is not None and self._thread.is_alive():
+            # More workers may start pending jobs now.
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    @property
+    def running(self) -> Job | None:
+        """The first running job (the only one at workers=1), or None."""
+        return self.running_jobs[0] if self.running_jobs else None
+
+    def add_model_dir(self, folder: str, path: Path) -> None:
+        """List the model files under `path` in models folder `folder`, read at each
+        request (as ComfyUI's extra_model_paths.yaml adds a directory to a folder)."""
+        if folder not in MODEL_FOLDERS:
+            raise ValueError(f"{folder!r} is not a ComfyUI models folder")
+        paths = self.extra_model_dirs.setdefault(folder, [])
+        if Path(path) not in paths:
+            paths.append(Path(path))
+
+    def model_files(self) -> dict[str, list[str]]:
+        """The installed files by folder: `installed` plus what the extra dirs hold now."""
+        files = {folder: list(names) for folder, names in self.installed.items()}
+        for folder, dirs in self.extra_model_dirs.items():
+            found = {p.relative_to(d).as_posix() for d in dirs if d.is_dir()
+                     for p in d.rglob("*") if p.is_file() and p.suffix in MODEL_SUFFIXES}
+            files[folder] = sorted(set(files.get(folder, [])) | found)
+        return files
+
     def fail_next(self, message: str = "simulated failure") -> None:
         """The next queued job fails while executing (`execution_error` with this message)."""
         self._faults["fail"] = message
 
     def hang_next(self) -> None:
-        """The next queued job never finishes until POST /interrupt (it blocks the queue)."""
+        """The next queued job never finishes until POST /interrupt (it holds a worker:
+        at workers=1 it blocks the queue)."""
         self._faults["hang"] = True
 
     def drop_socket_next(self) -> None:
@@ -210,7 +282,7 @@ class ComfyUIDouble:
 
     def object_info(self) -> dict:
         """The snapshot as this double's installed files and uploads make it."""
-        return with_installed_files(self._snapshot, self.installed, self.input_images())
+        return with_installed_files(self._snapshot, self.model_files(), self.input_images())
 
     # --- queue (runs on the event loop) --------------------------------------------------
 
@@ -229,27 +301,37 @@ class ComfyUIDouble:
         return job
 
     def queue_remaining(self) -> int:
-        return len(self.pending) + (1 if self.running is not None else 0)
+        return len(self.pending) + len(self.running_jobs)
 
     def interrupt(self, prompt_id: str | None = None) -> None:
-        job = self.running
-        if job is not None and (prompt_id is None or prompt_id == job.prompt_id):
-            job.interrupt.set()
+        """No prompt_id: every running job; else that one, if it runs."""
+        for job in self.running_jobs:
+            if prompt_id is None or prompt_id == job.prompt_id:
+                job.interrupt.set()
 
     async def _work(self) -> None:
+        # The dispatcher: starts pending jobs in queue order while a worker is free.
         while True:
-            if not self.pending:
+            if not self.pending or len(self.running_jobs) >= self.workers:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             job = self.pending.popleft()
-            self.running = job
+            self.running_jobs.append(job)
             job.status = "running"
-            try:
-                await self._run(job)
-            finally:
-                self.running = None
-                self.broadcast(wire.status_msg(self.queue_remaining()))
+            task = self._loop.create_task(self._run_one(job))
+            self._tasks.add(task)
+
+    async def _run_one(self, job: Job) -> None:
+        try:
+            await self._run(job)
+        finally:
+            # reset() may have cleared the list while the job ran.
+            if job in self.running_jobs:
+                self.running_jobs.remove(job)
+            self._tasks.discard(asyncio.current_task())
+            self.broadcast(wire.status_msg(self.queue_remaining()))
+            self._wakeup.set()
 
     async def _run(self, job: Job) -> None:
         self.broadcast(wire.status_msg(self.queue_remaining()))
@@ -439,13 +521,19 @@ def build_app(double: ComfyUIDouble) -> web.Application:
         name = Path(image.filename).name
         overwrite = str(form.get("overwrite", "")).lower() in ("true", "1")
         path = folder / name
+        duplicate = False
         if not overwrite:
-            # ComfyUI keeps an identical file and renames a different one "name (1).ext".
+            # ComfyUI keeps an identical file untouched (a job may be reading it) and
+            # renames a different one "name (1).ext".
             stem, suffix, index = path.stem, path.suffix, 1
-            while path.exists() and path.read_bytes() != data:
+            while path.exists():
+                if path.read_bytes() == data:
+                    duplicate = True
+                    break
                 path = folder / f"{stem} ({index}){suffix}"
                 index += 1
-        path.write_bytes(data)
+        if not duplicate:
+            path.write_bytes(data)
         return _json({"name": path.name, "subfolder": subfolder, "type": kind})
 
     @routes.get("/object_info")
@@ -465,8 +553,7 @@ def build_app(double: ComfyUIDouble) -> web.Application:
                     {"client_id": job.client_id, "create_time": job.create_time},
                     job.outputs_to_run]
 
-        running = [entry(double.running)] if double.running is not None else []
-        return _json({"queue_running": running,
+        return _json({"queue_running": [entry(job) for job in double.running_jobs],
                       "queue_pending": [entry(job) for job in double.pending]})
 
     @routes.post("/queue")
@@ -517,7 +604,7 @@ def build_app(double: ComfyUIDouble) -> web.Application:
         folder = request.match_info["folder"]
         if folder not in MODEL_FOLDERS:
             return web.Response(status=404)
-        return _json(sorted(double.installed.get(folder, [])))
+        return _json(sorted(double.model_files().get(folder, [])))
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.add_routes(routes)

@@ -66,6 +66,16 @@ class Client:
             if message["type"] in TERMINAL and message["data"].get("prompt_id") == prompt_id:
                 return message
 
+    def finish_all(self, prompt_ids: list[str]) -> dict[str, str]:
+        """prompt id -> its terminal message type; overlapping jobs end in any order."""
+        ended: dict[str, str] = {}
+        while set(prompt_ids) - set(ended):
+            message = json.loads(self.socket.recv())
+            self.messages.append(message)
+            if message["type"] in TERMINAL and message["data"].get("prompt_id") in prompt_ids:
+                ended[message["data"]["prompt_id"]] = message["type"]
+        return ended
+
     def close(self) -> None:
         self.socket.close()
 
@@ -295,3 +305,130 @@ def test_queue_delete_takes_a_pending_job_off(comfyui_double: ComfyUIDouble,
     requests.post(f"{comfyui_double.url}/interrupt", timeout=GUARD_S)
     assert client.finish(kept)["type"] == "execution_success"
     assert doomed not in requests.get(f"{comfyui_double.url}/history", timeout=GUARD_S).json()
+
+
+def starts_and_ends(client: Client) -> list[tuple[str, str]]:
+    return [(m["type"], m["data"]["prompt_id"]) for m in client.messages
+            if m["type"] in {"execution_start"} | TERMINAL]
+
+
+def queue_ids(double: ComfyUIDouble) -> tuple[list[str], list[str]]:
+    queue = requests.get(f"{double.url}/queue", timeout=GUARD_S).json()
+    return ([entry[1] for entry in queue["queue_running"]],
+            [entry[1] for entry in queue["queue_pending"]])
+
+
+def test_with_workers_queued_jobs_overlap(comfyui_double: ComfyUIDouble, client: Client) -> None:
+    # A hung job holds the only worker while three jobs queue up behind it, so raising
+    # `workers` starts all three together however slowly the POSTs arrive.
+    comfyui_double.step_delay = 0.02
+    comfyui_double.hang_next()
+    blocker = client.queue(small_graph())
+    client.until("executing", blocker)
+    jobs = [client.queue(small_graph()) for _ in range(3)]
+    assert queue_ids(comfyui_double) == ([blocker], jobs)
+
+    comfyui_double.workers = 4
+
+    assert client.finish_all(jobs) == dict.fromkeys(jobs, "execution_success")
+    order = starts_and_ends(client)
+    first_success = next(i for i, (kind, _) in enumerate(order) if kind == "execution_success")
+    assert {p for kind, p in order[:first_success] if kind == "execution_start"} == \
+        {blocker, *jobs}
+    assert [job.status for job in comfyui_double.jobs] == \
+        ["running", "success", "success", "success"]
+    assert comfyui_double.running is not None and comfyui_double.running.prompt_id == blocker
+    requests.post(f"{comfyui_double.url}/interrupt", json={"prompt_id": blocker},
+                  timeout=GUARD_S)
+    assert client.finish(blocker)["type"] == "execution_interrupted"
+
+
+def test_one_worker_runs_jobs_one_after_another(comfyui_double: ComfyUIDouble,
+                                                client: Client) -> None:
+    comfyui_double.step_delay = 0.02
+    comfyui_double.hang_next()
+    blocker = client.queue(small_graph())
+    client.until("executing", blocker)
+    jobs = [client.queue(small_graph()) for _ in range(3)]
+    requests.post(f"{comfyui_double.url}/interrupt", timeout=GUARD_S)
+    client.finish(jobs[-1])
+    assert starts_and_ends(client) == [
+        ("execution_start", blocker), ("execution_interrupted", blocker),
+        *[pair for p in jobs for pair in (("execution_start", p), ("execution_success", p))]]
+
+
+def test_workers_kwarg_interrupt_without_id_stops_every_running_job(tmp_path: Path) -> None:
+    double = ComfyUIDouble(tmp_path / "comfyui", workers=3).start()
+    client = Client(double)
+    try:
+        assert double.workers == 3
+        hung = []
+        for _ in range(3):
+            double.hang_next()
+            hung.append(client.queue(small_graph()))
+        for prompt_id in hung:
+            client.until("executing", prompt_id)
+        waiting = client.queue(small_graph())  # every worker is held: it waits
+        assert queue_ids(double) == (hung, [waiting])
+
+        assert requests.post(f"{double.url}/interrupt", timeout=GUARD_S).status_code == 200
+        assert client.finish_all(hung) == dict.fromkeys(hung, "execution_interrupted")
+        assert client.finish(waiting)["type"] == "execution_success"
+        assert queue_ids(double) == ([], [])
+    finally:
+        client.close()
+        double.stop()
+
+
+def test_faults_stay_with_their_job_when_jobs_overlap(tmp_path: Path) -> None:
+    double = ComfyUIDouble(tmp_path / "comfyui", workers=2).start()
+    client = Client(double)
+    try:
+        double.hang_next()
+        hung = client.queue(small_graph())
+        double.fail_next("only me")
+        failed, fine = client.queue(small_graph()), client.queue(small_graph())
+        # The hung job holds one worker; the other runs the rest.
+        assert client.finish_all([failed, fine]) == {failed: "execution_error",
+                                                     fine: "execution_success"}
+        errors = [m for m in client.messages if m["type"] == "execution_error"]
+        assert [m["data"]["exception_message"] for m in errors] == ["only me"]
+        assert queue_ids(double) == ([hung], [])
+        requests.post(f"{double.url}/interrupt", json={"prompt_id": hung}, timeout=GUARD_S)
+        assert client.finish(hung)["type"] == "execution_interrupted"
+    finally:
+        client.close()
+        double.stop()
+
+
+def test_workers_setting_is_checked_and_reset_restores_one(
+        comfyui_double: ComfyUIDouble) -> None:
+    with pytest.raises(ValueError):
+        comfyui_double.workers = 0
+    comfyui_double.workers = 5
+    comfyui_double.reset()
+    assert comfyui_double.workers == 1
+
+
+def test_extra_model_dir_files_are_listed_live(comfyui_double: ComfyUIDouble,
+                                               tmp_path: Path) -> None:
+    loras = tmp_path / "volume-loras"
+    loras.mkdir()
+    comfyui_double.add_model_dir("loras", loras)
+    url = comfyui_double.url
+
+    def lora_choices() -> list[str]:
+        info = requests.get(f"{url}/object_info/LoraLoaderModelOnly", timeout=GUARD_S).json()
+        return info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"][0]
+
+    assert "character-ana.safetensors" not in lora_choices()
+    (loras / "character-ana.safetensors").write_bytes(b"weights")
+    (loras / ".upload-1.part").write_bytes(b"half")  # not a model file: not listed
+    assert "character-ana.safetensors" in lora_choices()
+    assert ".upload-1.part" not in lora_choices()
+    listed = requests.get(f"{url}/models/loras", timeout=GUARD_S).json()
+    assert "character-ana.safetensors" in listed
+    comfyui_double.reset()  # configuration, like extra_model_paths.yaml: kept
+    assert "character-ana.safetensors" in lora_choices()
+    with pytest.raises(ValueError):
+        comfyui_double.add_model_dir("no-such-folder", loras)
