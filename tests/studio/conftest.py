@@ -1,0 +1,90 @@
+"""Studio fixtures: the Gradio app launched on a free loopback port, against the
+ryla-backend fixture (over the ComfyUI test double) or against no backend at all."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ui.app import build_app, launch_options
+from ui.client import RylaClient
+from ui.history import History
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FACES_DIR = REPO_ROOT.parent / "shared" / "faces"
+OUTPUT_DIR = REPO_ROOT / "test-output" / "studio"
+
+
+@dataclass
+class Studio:
+    url: str
+    history: History
+    client: RylaClient
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens: a backend that is down."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextmanager
+def running_studio(backend_url: str, data_dir: Path) -> Iterator[Studio]:
+    # A short retry budget, as ryla-studio uses, so that "backend down" answers quickly.
+    client = RylaClient(backend_url, retry_budget=1.0, timeout=120.0)
+    history = History(data_dir)
+    app = build_app(client, history, status_every=5.0)
+    app.queue()
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               **launch_options(history))
+    try:
+        yield Studio(f"http://127.0.0.1:{port}/", history, client)
+    finally:
+        app.close()
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    if not (FACES_DIR / "obama_1.jpg").is_file():
+        pytest.skip(f"test faces not found in {FACES_DIR} (../shared/faces beside the repo)")
+    return FACES_DIR
+
+
+@pytest.fixture(scope="module")
+def studio(backend_server_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    with running_studio(backend_server_session.url, tmp_path_factory.mktemp("studio-data")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def offline_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    with running_studio(closed_port_url(), tmp_path_factory.mktemp("studio-offline")) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_DIR
+
+
+def write_safetensors(path: Path) -> Path:
+    """The smallest well-formed safetensors file: one float32 tensor of one value."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<f", 1.0))
+    return path

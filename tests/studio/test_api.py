@@ -1,0 +1,194 @@
+"""Every tab's main action through gradio_client, against ryla-backend over the ComfyUI
+test double (or no backend at all, for Review and the error paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from tests.studio.conftest import Studio, running_studio, write_safetensors
+from ui.app import build_app
+from ui.callbacks import StudioCallbacks
+from ui.history import History
+
+
+def client_for(studio: Studio) -> Client:
+    return Client(studio.url, verbose=False)
+
+
+def rows(table: dict) -> list[list]:
+    return table["data"]
+
+
+def test_every_main_action_has_an_api_name(studio: Studio) -> None:
+    names = set(client_for(studio).view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/generate_flux", "/generate_sheet", "/list_loras", "/upload_lora", "/generate_lora",
+            "/review", "/list_history", "/reuse_settings"} <= names
+
+
+def test_flux_dev_batch_with_fixed_seed(studio: Studio) -> None:
+    gallery, details, last_seed = client_for(studio).predict(
+        "a red fox in snow", "blurry", "512×512 draft", 4, 3.5, 1234, False, "Dev", 2,
+        api_name="/generate_flux")
+    # A fixed seed gives image i the seed seed + i, and each caption says which.
+    assert [row[1] for row in rows(details)] == [1234, 1235]
+    assert last_seed == 1235
+    assert [g["caption"].split(" · ")[0] for g in gallery] == ["seed 1234", "seed 1235"]
+    for entry in gallery:
+        with Image.open(entry["image"]) as img:
+            assert img.size == (512, 512)
+    assert all("round trip" in row[2] for row in rows(details))
+    item = studio.history.items()[0]
+    assert item.kind == "flux" and item.params["prompt"] == "a red fox in snow"
+    assert [o["seed"] for o in item.outputs] == [1234, 1235]
+    assert all(p.is_file() for p in item.paths())
+
+
+def test_same_seed_same_image_different_seed_different_image(studio: Studio) -> None:
+    client = client_for(studio)
+    args = ("a lighthouse", "", "512×512 draft", 4, 3.5)
+    first = client.predict(*args, 77, False, "Dev", 1, api_name="/generate_flux")[0][0]["image"]
+    again = client.predict(*args, 77, False, "Dev", 1, api_name="/generate_flux")[0][0]["image"]
+    other = client.predict(*args, 78, False, "Dev", 1, api_name="/generate_flux")[0][0]["image"]
+    assert Path(first).read_bytes() == Path(again).read_bytes()
+    assert Path(first).read_bytes() != Path(other).read_bytes()
+
+
+def test_random_seed_is_reported_and_reusable(studio: Studio) -> None:
+    client = client_for(studio)
+    _, details, last_seed = client.predict("a boat", "", "512×512 draft", 4, 0, 5, True,
+                                           "Schnell", 1, api_name="/generate_flux")
+    assert last_seed == rows(details)[0][1]
+    seed, random_flag = client.predict(last_seed, api_name="/reuse_seed")
+    assert (seed, random_flag) == (last_seed, False)
+
+
+def test_character_sheet_both_methods_same_prompts_and_seeds(studio: Studio, faces: Path) -> None:
+    prompts = "front view portrait\nsmiling close-up\nprofile view"
+    reference, gallery, summary, table = client_for(studio).predict(
+        handle_file(str(faces / "obama_1.jpg")), "Both (compare)", 0.8, 0.8, prompts,
+        "512×512 draft", 8, 99, 0.6, api_name="/generate_sheet")
+    assert Path(reference).read_bytes() == (faces / "obama_1.jpg").read_bytes()
+    labels = [row[1] for row in rows(table)]
+    assert labels == [f"{m} · {n}" for m in ("instantid", "pulid")
+                      for n in ("front-view-portrait", "smiling-close-up", "profile-view")]
+    assert {row[2] for row in rows(table)} == {99}
+    assert len(gallery) == 6
+    # The double draws flat colours: no face in any output, and the review says so.
+    assert all(row[5] == "⚠ NO FACE" for row in rows(table))
+    assert all(g["caption"].startswith("⚠ NO FACE") for g in gallery)
+    assert "6 images" in summary and "pass 0/6" in summary
+    assert "InstantID (SDXL)" in summary and "PuLID (Flux)" in summary
+    item = studio.history.items()[0]
+    assert item.kind == "sheet" and len(item.files) == 6
+    assert item.summary["count"] == 6 and item.summary["report_files"]
+
+
+def test_sheet_without_reference_is_a_clear_error(studio: Studio) -> None:
+    with pytest.raises(AppError, match="reference"):
+        client_for(studio).predict(None, "PuLID (Flux)", 0.8, 0.8, "a", "512×512 draft", 4, 1,
+                                   0.6, api_name="/generate_sheet")
+
+
+def test_lora_upload_list_and_generate(backend_server, tmp_path: Path) -> None:
+    with running_studio(backend_server.url, tmp_path / "data") as studio:
+        client = client_for(studio)
+        table, choice, trigger = client.predict(api_name="/list_loras")
+        assert rows(table) == []
+        lora = write_safetensors(tmp_path / "maya.safetensors")
+        message, table, choice, trigger = client.predict(
+            handle_file(str(lora)), "maya", "mayax", api_name="/upload_lora")
+        assert "maya" in message
+        assert rows(table) == [["maya", "mayax"]]
+        assert trigger == "mayax"
+        gallery, details = client.predict("maya", "mayax", 0.6, "portrait in a garden",
+                                          "512×512 draft", 4, 3.5, 5, 1,
+                                          api_name="/generate_lora")
+        assert len(gallery) == 1 and rows(details)[0][1] == 5
+        item = studio.history.items()[0]
+        assert item.kind == "lora"
+        assert (item.params["lora_id"], item.params["lora_strength"]) == ("maya", 0.6)
+
+
+def test_unknown_lora_shows_the_backends_message(studio: Studio) -> None:
+    with pytest.raises(AppError) as err:
+        client_for(studio).predict("nobody", "", 0.8, "x", "512×512 draft", 4, 3.5, 1, 1,
+                                   api_name="/generate_lora")
+    assert "lora_not_found" in str(err.value) and "nobody" in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_comfyui_failure_shows_its_message(backend_server, tmp_path: Path) -> None:
+    backend_server.double.fail_next("CUDA out of memory (from the double)")
+    with running_studio(backend_server.url, tmp_path / "data") as studio:
+        with pytest.raises(AppError, match="CUDA out of memory") as err:
+            client_for(studio).predict("a cat", "", "512×512 draft", 4, 3.5, 1, False, "Dev", 1,
+                                       api_name="/generate_flux")
+    assert "Traceback" not in str(err.value)
+
+
+def test_invalid_settings_are_named(studio: Studio) -> None:
+    with pytest.raises(AppError, match="prompt"):
+        client_for(studio).predict("   ", "", "512×512 draft", 4, 3.5, 1, False, "Dev", 1,
+                                   api_name="/generate_flux")
+
+
+def test_unreachable_backend_is_a_gradio_error(offline_studio: Studio) -> None:
+    with pytest.raises(AppError, match="cannot connect to the backend") as err:
+        client_for(offline_studio).predict("a cat", "", "512×512 draft", 4, 3.5, 1, False, "Dev",
+                                           1, api_name="/generate_flux")
+    assert "Traceback" not in str(err.value)
+
+
+def test_status_line_says_whether_the_backend_answers(studio: Studio, offline_studio: Studio) -> None:
+    up = StudioCallbacks(studio.client, studio.history).backend_status()
+    down = StudioCallbacks(offline_studio.client, offline_studio.history).backend_status()
+    assert "Backend ok" in up and studio.client.base_url in up
+    assert "Backend unreachable" in down and "Review and History still work" in down
+
+
+def test_review_works_without_a_backend(offline_studio: Studio, faces: Path) -> None:
+    reference, gallery, summary, table, report = client_for(offline_studio).predict(
+        handle_file(str(faces / "obama_1.jpg")),
+        [handle_file(str(faces / "obama_2.jpg")), handle_file(str(faces / "biden_1.jpg"))],
+        0.6, api_name="/review")
+    verdicts = {row[1]: row[5] for row in rows(table)}
+    assert verdicts == {"obama_2.jpg": "✔ PASS", "biden_1.jpg": "✘ FAIL"}
+    same, other = (next(r for r in rows(table) if r[1] == name) for name in ("obama_2.jpg", "biden_1.jpg"))
+    assert same[3] < 0.6 < other[3]
+    assert gallery[0]["caption"].startswith("✔ PASS")
+    assert "pass 1/2 (**50%**)" in summary
+    assert sorted(Path(p).suffix for p in report) == [".csv", ".json", ".png"]
+    assert Path(reference).is_file()
+
+
+def test_history_survives_a_restart_and_settings_come_back(studio: Studio) -> None:
+    client = client_for(studio)
+    client.predict("a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1,
+                   api_name="/generate_flux")
+    item_id = studio.history.items()[0].id
+    # A restart: a new app over the same data folder lists the item and restores its settings.
+    restarted = StudioCallbacks(studio.client, History(studio.history.root))
+    table, _ = restarted.list_history()
+    assert table[0][0] == item_id and table[0][3] == "a snowy cabin"
+    gallery, params = restarted.show_history_item(item_id)
+    assert params["params"]["steps"] == 6 and params["outputs"][0]["seed"] == 4242
+    assert len(gallery) == 1
+    restored = client.predict(item_id, api_name="/reuse_settings")
+    # The Tabs output is layout, not data: the API returns the 27 fields only.
+    assert len(restored) == 27
+    prompt, negative, size, steps, guidance, seed, random_seed, model, batch = restored[:9]
+    assert (prompt, negative, size, steps, guidance, seed, random_seed, model, batch) == (
+        "a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1)
+
+
+def test_build_app_does_not_need_a_backend(tmp_path: Path) -> None:
+    from ui.client import RylaClient
+
+    app = build_app(RylaClient("http://127.0.0.1:9"), History(tmp_path))
+    api_names = {fn.api_name for fn in app.fns.values() if fn.api_name}
+    assert "review" in api_names and "generate_flux" in api_names
