@@ -111,6 +111,13 @@ def test_sheet_saves_images_manifest_and_face_report(ryla: Callable[..., Run], b
     assert json.loads(Path("sheet/sheet.json").read_text())["generated"] == 4
     scores = json.loads(Path("sheet/face_scores.json").read_text())
     assert len(scores["results"]) == 4
+    # The double pastes the reference into identity-graph outputs (as InstantID/PuLID keep
+    # the face): every output has the face, passes and shows a similarity.
+    for row in scores["results"]:
+        assert row["faces"] == 1 and row["pass"] is True, row
+        assert row["similarity"] is not None and row["similarity"] > 75
+    assert scores["summary"]["pass_rate"] == 1.0
+    assert (scores["summary"]["passed"], scores["summary"]["no_face"]) == (4, 0)
     assert {Path(p).name for p in report["report_files"]} == {"face_scores.json", "face_scores.csv",
                                                             "face_scores.png"}
 

@@ -7,6 +7,16 @@ whose behaviour a test can check do it for real: LoadImage reads the uploaded fi
 corrupt one fails with PIL's OSError, as in the recording), EmptyImage uses its colour,
 ImageInvert inverts, and output nodes write real PNG / animated WebP files.
 
+Identity methods (InstantID, PuLID) are stood in for by pasting the reference: when an image
+reaches an identity node (`IDENTITY_NODES`, e.g. LoadImage -> ApplyInstantIDAdvanced or
+ApplyPulidFlux), that node's outputs carry the image, every node downstream of them passes it
+on, and an image rendered from them (VAEDecode after the sampler) is the usual flat colour with
+the reference scaled down to fit and pasted at an offset taken from the digest. Different seeds
+and prompts still give different pixels while the face stays recognisable, as an
+identity-preserving model would keep it: this stands in for the identity methods so that
+face-consistency scoring (the studio's character sheet, `ryla sheet`) can be tested end to end,
+with PASS results and similarity scores.
+
 Runs in a worker thread; talks to the server only through `JobContext` callbacks.
 """
 
@@ -30,6 +40,12 @@ SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerC
 # Output nodes that write an animation; every other output node with images writes PNGs.
 ANIMATED_SAVERS = frozenset({"SaveAnimatedWEBP", "SaveWEBM", "SaveVideo", "SaveAnimatedPNG"})
 PREVIEW_NODES = frozenset({"PreviewImage"})
+# Nodes that condition generation on a reference face: their `image` input is carried
+# downstream and pasted into decoded images (see the module docstring).
+IDENTITY_NODES = frozenset({"ApplyInstantID", "ApplyInstantIDAdvanced", "ApplyPulidFlux",
+                            "InstantIDAttentionPatch"})
+# The pasted reference fills at most this share of the frame's width and height.
+_REFERENCE_FILL = 0.8
 _DEFAULT_SIZE = 64
 
 
@@ -63,6 +79,8 @@ class Value:
     width: int = _DEFAULT_SIZE
     height: int = _DEFAULT_SIZE
     count: int = 1  # LATENT: images (batch * video length) it decodes to
+    # The reference image (height, width, 3) uint8 an identity node conditioned this on.
+    reference: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -103,6 +121,23 @@ def render_frames(digest: str, width: int, height: int, count: int) -> np.ndarra
         top = (seed[3] + index * band) % max(1, height - band + 1)
         frames[index, top:top + band, :, :] = stripe
     return frames
+
+
+def paste_reference(frames: np.ndarray, reference: np.ndarray, digest: str) -> np.ndarray:
+    """The reference scaled down to fit `_REFERENCE_FILL` of the frame (never up) and pasted
+    on every frame at an offset taken from the digest."""
+    count, height, width = frames.shape[:3]
+    ref_h, ref_w = reference.shape[:2]
+    scale = min(1.0, _REFERENCE_FILL * width / ref_w, _REFERENCE_FILL * height / ref_h)
+    size = (max(1, round(ref_w * scale)), max(1, round(ref_h * scale)))
+    pasted = reference if scale == 1.0 else np.asarray(
+        Image.fromarray(reference).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    seed = bytes.fromhex(digest[16:24])
+    left = int.from_bytes(seed[:2], "big") % (width - size[0] + 1)
+    top = int.from_bytes(seed[2:], "big") % (height - size[1] + 1)
+    out = frames.copy()
+    out[:, top:top + size[1], left:left + size[0], :] = pasted
+    return out
 
 
 def execution_order(graph: dict, outputs: list[str]) -> list[str]:
@@ -191,7 +226,19 @@ class _Run:
         if self.ctx.object_info[class_type].get("output_node"):
             self.save(node_id, class_type, inputs)
         types = self.ctx.object_info[class_type].get("output", [])
-        return [self.generic(t, inputs, _digest(digest, i)) for i, t in enumerate(types)]
+        reference = self.reference_of(class_type, inputs)
+        return [self.generic(t, inputs, _digest(digest, i), reference)
+                for i, t in enumerate(types)]
+
+    @staticmethod
+    def reference_of(class_type: str, inputs: dict[str, Any]) -> np.ndarray | None:
+        """The reference an identity node takes, else the one an input carries."""
+        image = inputs.get("image")
+        if (class_type in IDENTITY_NODES and isinstance(image, Value)
+                and image.frames is not None):
+            return image.frames[0]
+        return next((v.reference for v in inputs.values()
+                     if isinstance(v, Value) and v.reference is not None), None)
 
     def sample(self, node_id: str, inputs: dict[str, Any]) -> None:
         steps = inputs.get("steps")
@@ -228,7 +275,8 @@ class _Run:
         return Value("IMAGE", digest, frames, width, height, batch)
 
     @staticmethod
-    def generic(output_type: str, inputs: dict[str, Any], digest: str) -> Value:
+    def generic(output_type: str, inputs: dict[str, Any], digest: str,
+                reference: np.ndarray | None = None) -> Value:
         linked = [v for v in inputs.values() if isinstance(v, Value)]
         latent = next((v for v in linked if v.kind == "LATENT"), None)
         image = next((v for v in linked if v.kind == "IMAGE"), None)
@@ -245,11 +293,13 @@ class _Run:
         if output_type == "IMAGE":
             if latent is None and image is not None and not has_size:
                 return image  # an image filter the double does not model: pass it through
-            return Value("IMAGE", digest, render_frames(digest, width, height, count),
-                         width, height, count)
+            frames = render_frames(digest, width, height, count)
+            if reference is not None:
+                frames = paste_reference(frames, reference, digest)
+            return Value("IMAGE", digest, frames, width, height, count)
         if output_type == "LATENT":
-            return Value("LATENT", digest, None, width, height, count)
-        return Value(output_type, digest)
+            return Value("LATENT", digest, None, width, height, count, reference)
+        return Value(output_type, digest, reference=reference)
 
     def save(self, node_id: str, class_type: str, inputs: dict[str, Any]) -> None:
         images = inputs.get("images")

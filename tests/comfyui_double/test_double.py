@@ -9,6 +9,7 @@ import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 import websocket
@@ -202,6 +203,44 @@ def test_output_size_and_pixels_follow_the_graph(comfyui_double: ComfyUIDouble,
     assert pixels["seed1"] == pixels["seed1-again"]
     assert pixels["seed1"] != pixels["seed2"]
     assert pixels["seed1"] != pixels["other-text"]
+
+
+def find_crop(image: np.ndarray, crop: np.ndarray) -> tuple[int, int] | None:
+    """(left, top) where `crop` sits in `image` pixel for pixel, else None."""
+    height, width = crop.shape[:2]
+    for top in range(image.shape[0] - height + 1):
+        for left in range(image.shape[1] - width + 1):
+            if np.array_equal(image[top:top + height, left:left + width], crop):
+                return left, top
+    return None
+
+
+def test_identity_graph_output_contains_the_reference(comfyui_double: ComfyUIDouble,
+                                                      client: Client) -> None:
+    # A reference that fits the frame at scale 1, so it is pasted pixel for pixel (PNG).
+    reference = np.random.default_rng(7).integers(0, 256, (40, 24, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(reference).save(buffer, format="PNG")
+    uploaded = requests.post(f"{comfyui_double.url}/upload/image", timeout=GUARD_S,
+                             files={"image": ("face.png", buffer.getvalue())}).json()
+    outputs = {}
+    for seed in (1, 2):
+        graph = json.loads((GRAPHS / "instantid.json").read_text())
+        graph["7"]["inputs"]["image"] = uploaded["name"]
+        graph["9"]["inputs"].update(width=64, height=56)
+        graph["10"]["inputs"].update(seed=seed, steps=1)
+        prompt_id = client.queue(graph)
+        assert client.finish(prompt_id)["type"] == "execution_success"
+        outputs[seed] = np.asarray(output_image(comfyui_double, prompt_id, "12").convert("RGB"))
+    assert outputs[1].shape == (56, 64, 3)
+    assert find_crop(outputs[1], reference) is not None
+    assert find_crop(outputs[2], reference) is not None
+    assert not np.array_equal(outputs[1], outputs[2])
+    # A graph without an identity node keeps the flat colours: no reference in it.
+    prompt_id = client.queue(flux_graph(1, size=64))
+    client.finish(prompt_id)
+    plain = np.asarray(output_image(comfyui_double, prompt_id, "10").convert("RGB"))
+    assert find_crop(plain, reference) is None
 
 
 def test_sampler_reports_progress_per_step(comfyui_double: ComfyUIDouble,

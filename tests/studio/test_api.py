@@ -3,6 +3,7 @@ test double (or no backend at all, for Review and the error paths)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,13 @@ def test_character_sheet_both_methods_same_prompts_and_seeds(studio: Studio, fac
                       for n in ("front-view-portrait", "smiling-close-up", "profile-view")]
     assert {row[2] for row in rows(table)} == {99}
     assert len(gallery) == 6
-    # The double draws flat colours: no face in any output, and the review says so.
-    assert all(row[5] == "⚠ NO FACE" for row in rows(table))
-    assert all(g["caption"].startswith("⚠ NO FACE") for g in gallery)
-    assert "6 images" in summary and "pass 0/6" in summary
+    # The double pastes the reference into identity-graph outputs (as InstantID/PuLID keep
+    # the face): every output passes, with its similarity in the table and the caption.
+    assert all(row[5] == "✔ PASS" for row in rows(table))
+    assert all(isinstance(row[4], float) and row[4] > 75 for row in rows(table))
+    assert all(re.match(r"✔ PASS \d+\.\d%", g["caption"]) for g in gallery)
+    assert "6 images" in summary and "pass 6/6 (**100%**)" in summary
+    assert "no face" not in summary
     assert "InstantID (SDXL)" in summary and "PuLID (Flux)" in summary
     item = studio.history.items()[0]
     assert item.kind == "sheet" and len(item.files) == 6

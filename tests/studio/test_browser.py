@@ -4,6 +4,7 @@ a review with pass and fail, and a screenshot of every tab."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,10 +83,21 @@ def test_character_sheet_reference_beside_scored_outputs(page, faces: Path, outp
     # Side by side: the reference is left of the outputs, on the same band of the page.
     assert ref["x"] + ref["width"] <= first["x"]
     assert ref["y"] < first["y"] + first["height"] and first["y"] < ref["y"] + ref["height"]
-    # Each output carries its score and badge (the double's flat colours have no face).
-    assert page.locator("#sheet-outputs").get_by_text("NO FACE").count() >= 1
+    # Each output carries its badge and similarity: the double pastes the reference into
+    # identity-graph outputs (as InstantID/PuLID keep the face), so every one passes.
+    outputs = page.locator("#sheet-outputs")
+    badge = outputs.get_by_text(re.compile(r"✔ PASS \d+\.\d%")).first
+    sync_api.expect(badge).to_be_visible()
+    assert outputs.get_by_text(re.compile("NO FACE|FAIL")).count() == 0
+    mark = badge.bounding_box()
+    assert mark is not None and ref["x"] + ref["width"] <= mark["x"]
+    assert ref["y"] < mark["y"] + mark["height"] and mark["y"] < ref["y"] + ref["height"]
     assert page.locator("#sheet-scores").get_by_text("pulid · side-profile").count() == 1
-    assert "InstantID (SDXL)" in page.inner_text("#sheet-summary")
+    scores = page.locator("#sheet-scores")
+    assert scores.get_by_text("✔ PASS", exact=True).count() >= 6
+    assert scores.get_by_text(re.compile("NO FACE|FAIL")).count() == 0
+    summary = page.inner_text("#sheet-summary")
+    assert "InstantID (SDXL)" in summary and "pass 6/6 (100%)" in summary
     shoot(page, output_dir, "sheet")
 
 
