@@ -7,4 +7,5 @@ ComfyUI test double and the backend server can be used from any test.
 pytest_plugins = [
     "tests.comfyui_double.fixtures",
     "tests.backend_fixtures",
+    "tests.shared_files",
 ]

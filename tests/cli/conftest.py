@@ -13,9 +13,6 @@ import pytest
 
 from ui.cli import main
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "faces"
-
-
 @dataclass
 class Run:
     code: int
@@ -53,8 +50,5 @@ def safetensors_bytes(values: Sequence[float] = (0.5, -0.25)) -> bytes:
 
 
 @pytest.fixture
-def reference_face() -> Path:
-    path = FACES / "obama_1.jpg"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: the tests read ../shared/faces beside the repository")
-    return path
+def reference_face(faces: Path) -> Path:
+    return faces / "obama_1.jpg"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,29 +55,32 @@ class Client:
         assert response.status_code == 200, response.text
         return response.json()["prompt_id"]
 
-    def until(self, message_type: str, prompt_id: str) -> dict:
-        while True:
-            message = json.loads(self.socket.recv())
-            self.messages.append(message)
-            if message["type"] == message_type and message["data"].get("prompt_id") == prompt_id:
+    def _receive(self) -> dict:
+        message = json.loads(self.socket.recv())
+        self.messages.append(message)
+        return message
+
+    def _await(self, matches: Callable[[dict], bool]) -> dict:
+        # Messages of overlapping jobs interleave: one read while waiting for another job's
+        # message must still count when that job is asked about.
+        for message in self.messages:
+            if matches(message):
                 return message
+        while not matches(message := self._receive()):
+            pass
+        return message
+
+    def until(self, message_type: str, prompt_id: str) -> dict:
+        return self._await(lambda m: m["type"] == message_type
+                           and m["data"].get("prompt_id") == prompt_id)
 
     def finish(self, prompt_id: str) -> dict:
-        while True:
-            message = json.loads(self.socket.recv())
-            self.messages.append(message)
-            if message["type"] in TERMINAL and message["data"].get("prompt_id") == prompt_id:
-                return message
+        return self._await(lambda m: m["type"] in TERMINAL
+                           and m["data"].get("prompt_id") == prompt_id)
 
     def finish_all(self, prompt_ids: list[str]) -> dict[str, str]:
         """prompt id -> its terminal message type; overlapping jobs end in any order."""
-        ended: dict[str, str] = {}
-        while set(prompt_ids) - set(ended):
-            message = json.loads(self.socket.recv())
-            self.messages.append(message)
-            if message["type"] in TERMINAL and message["data"].get("prompt_id") in prompt_ids:
-                ended[message["data"]["prompt_id"]] = message["type"]
-        return ended
+        return {prompt_id: self.finish(prompt_id)["type"] for prompt_id in prompt_ids}
 
     def close(self) -> None:
         self.socket.close()
@@ -357,6 +362,16 @@ def queue_ids(double: ComfyUIDouble) -> tuple[list[str], list[str]]:
             [entry[1] for entry in queue["queue_pending"]])
 
 
+def settled_queue_ids(double: ComfyUIDouble,
+                      expected: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+    """/queue once it shows `expected`, or as it stands at the guard. As in ComfyUI, a job
+    leaves queue_running just after its last socket message, not before it."""
+    deadline = time.monotonic() + GUARD_S
+    while (ids := queue_ids(double)) != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return ids
+
+
 def test_with_workers_queued_jobs_overlap(comfyui_double: ComfyUIDouble, client: Client) -> None:
     # A hung job holds the only worker while three jobs queue up behind it, so raising
     # `workers` starts all three together however slowly the POSTs arrive.
@@ -413,7 +428,7 @@ def test_workers_kwarg_interrupt_without_id_stops_every_running_job(tmp_path: Pa
         assert requests.post(f"{double.url}/interrupt", timeout=GUARD_S).status_code == 200
         assert client.finish_all(hung) == dict.fromkeys(hung, "execution_interrupted")
         assert client.finish(waiting)["type"] == "execution_success"
-        assert queue_ids(double) == ([], [])
+        assert settled_queue_ids(double, ([], [])) == ([], [])
     finally:
         client.close()
         double.stop()
@@ -432,7 +447,7 @@ def test_faults_stay_with_their_job_when_jobs_overlap(tmp_path: Path) -> None:
                                                      fine: "execution_success"}
         errors = [m for m in client.messages if m["type"] == "execution_error"]
         assert [m["data"]["exception_message"] for m in errors] == ["only me"]
-        assert queue_ids(double) == ([hung], [])
+        assert settled_queue_ids(double, ([hung], [])) == ([hung], [])
         requests.post(f"{double.url}/interrupt", json={"prompt_id": hung}, timeout=GUARD_S)
         assert client.finish(hung)["type"] == "execution_interrupted"
     finally:

@@ -38,7 +38,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path,
         url = os.environ.get(REAL_URL_ENV, "").rstrip("/")
         if not url:
             pytest.skip(f"no real ComfyUI: set {REAL_URL_ENV} to one started with "
-                        f"/work/shared/tools/real-comfyui.sh")
+                        "../shared/tools/real-comfyui.sh")
         ws_scheme = "wss" if url.startswith("https") else "ws"
         yield Target("real", url, f"{ws_scheme}://{url.split('://', 1)[1]}/ws")
         return

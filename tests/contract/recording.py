@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / ".." / "shared"
+from tests.shared_files import SHARED_DIR
+
 API_EXAMPLES = SHARED_DIR / "comfyui" / "api_examples.md"
 
 _ANSWER = re.compile(r"^-> HTTP (\d+), Content-Type `([^`]*)`$")

@@ -9,16 +9,6 @@ from PIL import Image
 
 from ui.face_consistency import FaceScorer
 
-FACES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
-
-
-@pytest.fixture(scope="session")
-def faces() -> Path:
-    if not (FACES_DIR / "obama_1.jpg").is_file():
-        pytest.skip(f"needs the real face photos in {FACES_DIR} (../shared/faces from the repo root)")
-    return FACES_DIR
-
-
 @pytest.fixture(scope="session")
 def scorer() -> FaceScorer:
     # Loading the dlib models takes about a second: once per test session.

@@ -15,10 +15,9 @@ import pytest
 
 from ui.app import build_app, launch_options
 from ui.client import RylaClient
+from tests.shared_files import REPO_ROOT
 from ui.history import History
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FACES_DIR = REPO_ROOT.parent / "shared" / "faces"
 OUTPUT_DIR = REPO_ROOT / "test-output" / "studio"
 
 
@@ -55,13 +54,6 @@ def running_studio(backend_url: str, data_dir: Path) -> Iterator[Studio]:
     finally:
         app.close()
         client.close()
-
-
-@pytest.fixture(scope="session")
-def faces() -> Path:
-    if not (FACES_DIR / "obama_1.jpg").is_file():
-        pytest.skip(f"test faces not found in {FACES_DIR} (../shared/faces beside the repo)")
-    return FACES_DIR
 
 
 @pytest.fixture(scope="module")

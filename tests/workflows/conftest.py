@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.shared_files import SHARED_DIR
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import load_object_info, with_installed_files
 from workflows.render import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
 
-SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
 UPLOADED_IMAGE = "ryla_ref_0001.png"
 USER_LORA = "alice_v2.safetensors"
 
