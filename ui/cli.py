@@ -38,6 +38,7 @@ from ui.client import (
 )
 from ui.face_consistency import DEFAULT_THRESHOLD
 from ui.prompts import SEED_PROMPTS, SHEET_VARIATIONS, PromptFileError, load_prompt_file
+from ui.score_command import add_score_arguments, run_score, threshold_arg
 from workflows.request_models import ROUTES
 
 OUTPUTS_DIR = Path("outputs")
@@ -281,41 +282,27 @@ def _common(parser: argparse.ArgumentParser, nested: bool = False) -> None:
                         help="print machine-readable JSON on stdout")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
+def _bounded(kind: type[float] | type[int], minimum: float, *, inclusive: bool = True
+             ) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` at or above `minimum` (above it if not inclusive)."""
+    noun = "whole number" if kind is int else "number"
+    bound = f"{minimum} or more" if inclusive else f"greater than {minimum}"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
+        if value < minimum or (not inclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def _distance(text: str) -> float:
-    value = _positive_float(text)
-    if value >= 2:  # unit-length descriptors: distances lie in [0, 2)
-        raise argparse.ArgumentTypeError(f"{text} is out of range; a distance between 0 and 2, e.g. 0.6")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
+_positive_float = _bounded(float, 0, inclusive=False)
+_non_negative_float = _bounded(float, 0)
+_positive_int = _bounded(int, 1)
 
 
 def _sub(subparsers: Any, name: str, help_: str, description: str, examples: Sequence[str]
@@ -436,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="file of prompts, one a line; default: the built-in poses/angles/expressions")
     sheet.add_argument("--count", type=_positive_int, default=None, help="use only the first N prompts")
     sheet.add_argument("--concurrency", "-c", type=_positive_int, default=4, help="requests at once (default 4)")
-    sheet.add_argument("--threshold", type=_distance, default=DEFAULT_THRESHOLD,
+    sheet.add_argument("--threshold", type=threshold_arg, default=DEFAULT_THRESHOLD,
                        help=f"largest face-descriptor distance that passes (default {DEFAULT_THRESHOLD})")
     sheet.add_argument("--no-score", action="store_true", help="skip the face-consistency report")
     sheet.add_argument("--output", "-o", type=Path, default=None,
@@ -445,8 +432,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(group, ROUTES["/flux-instantid"],
                       skip=("prompt", "method"), all_optional=True)
     sheet.set_defaults(handler=_cmd_sheet)
-
-    from ui.score_command import add_score_arguments, run_score
 
     score = _sub(subparsers, "score", "Face consistency of images against a reference face.",
                  "Score every image against the reference's face; write face_scores.json/.csv/.png.",

@@ -25,7 +25,8 @@ from ui.review_report import format_table, write_report
 DEFAULT_OUTPUT = Path("ryla-score")
 
 
-def _threshold(text: str) -> float:
+def threshold_arg(text: str) -> float:
+    """argparse type of a face-distance threshold (shared by `ryla score` and `ryla sheet`)."""
     try:
         value = float(text)
     except ValueError:
@@ -41,7 +42,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", type=Path, nargs="+", help="outputs to score against it")
     parser.add_argument(
         "--threshold",
-        type=_threshold,
+        type=threshold_arg,
         default=DEFAULT_THRESHOLD,
         help=f"largest descriptor distance that passes (default {DEFAULT_THRESHOLD}, dlib's usual)",
     )

@@ -42,7 +42,11 @@ def parse_json_prefix(text: str) -> tuple[Any, bool]:
     try:
         return json.loads(text), True
     except ValueError:
-        pass
+        return _complete_members(text), False
+
+
+def _complete_members(text: str) -> Any:
+    """The value of a cut-off JSON text, made of its complete members."""
     stack: list[str] = []
     in_string = escaped = False
     cut_points: list[tuple[int, str]] = []  # (index of a separator, closers needed there)
@@ -66,7 +70,7 @@ def parse_json_prefix(text: str) -> tuple[Any, bool]:
             cut_points.append((index, "".join(reversed(stack))))
     for end, closers in reversed(cut_points):
         try:
-            return json.loads(text[:end] + closers), False
+            return json.loads(text[:end] + closers)
         except ValueError:
             continue
     raise ValueError("no complete JSON prefix")
