@@ -27,8 +27,8 @@ from backend.errors import (ApiError, ComfyUIJobFailed, ComfyUIUnavailable, Dead
 from backend.graph_errors import (install_hint, is_missing_model, problems_from_comfyui,
                                   to_api_error)
 from workflows.manifest import installed_by_folder
-from workflows.object_info import (IMAGE_INPUTS, IMPLICIT_MODEL_FILES, choice_options,
-                                   load_object_info, with_installed_files)
+from workflows.object_info import (IMPLICIT_MODEL_FILES, load_object_info, with_input_images,
+                                   with_installed_files)
 from workflows.validate import validate_graph
 
 log = logging.getLogger(__name__)
@@ -63,33 +63,6 @@ class JobResult:
 def _ws_url(base_url: str, client_id: str) -> str:
     scheme = "wss" if base_url.startswith("https") else "ws"
     return f"{scheme}://{base_url.split('://', 1)[1].rstrip('/')}/ws?clientId={client_id}"
-
-
-def _with_input_images(info: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """A copy of object_info whose LoadImage lists also hold `names` (just uploaded, so
-    a cached /object_info cannot know them yet)."""
-    names = list(names)
-    if not names:
-        return info
-    result = dict(info)
-    for class_type, input_name in IMAGE_INPUTS:
-        node = result.get(class_type)
-        if not node:
-            continue
-        for section in ("required", "optional"):
-            spec = (node.get("input") or {}).get(section, {}).get(input_name)
-            choices = choice_options(spec) if spec else None
-            if choices is None:
-                continue
-            node = {**node, "input": {**node["input"], section: dict(node["input"][section])}}
-            merged = choices + [n for n in names if n not in choices]
-            if isinstance(spec[0], list):
-                node["input"][section][input_name] = [merged, *spec[1:]]
-            else:
-                node["input"][section][input_name] = [spec[0], {**spec[1], "options": merged},
-                                                      *spec[2:]]
-            result[class_type] = node
-    return result
 
 
 def _history_error(entry: dict[str, Any]) -> str:
@@ -208,11 +181,11 @@ class ComfyUIClient:
         """Raise the API error ComfyUI's validation would lead to, before queueing."""
         images = list(input_images)
         info, live = await self.object_info()
-        problems = validate_graph(graph, _with_input_images(info, images))
+        problems = validate_graph(graph, with_input_images(info, images))
         if problems and live and any(is_missing_model(p) for p in problems):
             # the cache may predate a file that was just installed: ask once more
             info, live = await self.object_info(refresh=True)
-            problems = validate_graph(graph, _with_input_images(info, images))
+            problems = validate_graph(graph, with_input_images(info, images))
         if problems:
             raise to_api_error(problems, user_graph=user_graph, models_dir=self.models_dir)
         await self._check_implicit_files(graph)

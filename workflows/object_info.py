@@ -149,3 +149,16 @@ def with_installed_files(object_info: dict[str, Any], installed: Mapping[str, It
         # Replaced outright: the snapshot's entries are the recorder's own uploads.
         _replace_spec(result, class_type, input_name, lambda _current: list(images))
     return result
+
+
+def with_input_images(object_info: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """A copy of `object_info` whose LoadImage lists also hold `names` (images just
+    uploaded, which a cached /object_info cannot know yet)."""
+    names = list(names)
+    if not names:
+        return object_info
+    result = dict(object_info)
+    for class_type, input_name in IMAGE_INPUTS:
+        _replace_spec(result, class_type, input_name,
+                      lambda current: current + [n for n in names if n not in current])
+    return result

@@ -10,6 +10,7 @@ from workflows.object_info import (
     MODEL_FILE_INPUTS,
     choice_options,
     load_object_info,
+    with_input_images,
     with_installed_files,
 )
 
@@ -64,6 +65,14 @@ def test_vae_loader_keeps_its_built_in_choice() -> None:
 def test_load_image_lists_the_input_images_only() -> None:
     filled = with_installed_files(load_object_info(), {}, input_images=["b.png", "a.png"])
     assert _choices(filled, "LoadImage", "image") == ["a.png", "b.png"]
+
+
+def test_uploaded_images_are_added_to_the_listed_ones() -> None:
+    source = with_installed_files(load_object_info(), {}, input_images=["a.png"])
+    before = copy.deepcopy(source)
+    added = with_input_images(source, ["new.png", "a.png"])
+    assert _choices(added, "LoadImage", "image") == ["a.png", "new.png"]
+    assert source == before
 
 
 def test_source_object_info_is_never_changed() -> None:
