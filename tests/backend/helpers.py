@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def safetensors_bytes(tensors: int = 2) -> bytes:
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for i in range(tensors):
-        header[f"lora_unet_{i}.weight"] = {"dtype": "F16", "shape": [2, 2],
-                                          "data_offsets": [offset, offset + 8]}
-        offset += 8
-    raw = json.dumps(header).encode()
-    return struct.pack("<Q", len(raw)) + raw + bytes(offset)
 
 
 def job_with_seed(double: ComfyUIDouble, seed: int) -> Job:

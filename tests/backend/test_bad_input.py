@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import socket
 
 import httpx
 import pytest
 
 from tests.backend.helpers import SMALL, data_url, error_of, image_bytes
+from tests.builders import free_port
 
 
 def post(server, path: str, **kwargs):
@@ -168,9 +168,7 @@ def test_workflow_image_names_must_be_plain(backend_server_session):
 
 
 def test_comfyui_unreachable_is_503(backend_server_factory, comfyui_double_session):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()
     server = backend_server_factory(comfyui_double_session,
                                     comfyui_url=f"http://127.0.0.1:{closed_port}")
     r = post(server, "/flux-dev", json={"prompt": "x", **SMALL})

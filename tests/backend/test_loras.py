@@ -12,7 +12,8 @@ import pytest
 
 from backend.errors import InvalidRequest, LoraNotFound
 from backend.lora_store import LoraStore, check_safetensors
-from tests.backend.helpers import error_of, safetensors_bytes
+from tests.backend.helpers import error_of
+from tests.builders import safetensors_bytes
 
 
 def upload(server, lora_id: str, data: bytes, trigger: str = "TRIG"):

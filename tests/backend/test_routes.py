@@ -9,8 +9,17 @@ import json
 import httpx
 from PIL import Image
 
-from tests.backend.helpers import (SMALL, data_url, error_of, image_bytes, job_with_seed,
-                                   output_of, records, safetensors_bytes, texts_of)
+from tests.backend.helpers import (
+    SMALL,
+    data_url,
+    error_of,
+    image_bytes,
+    job_with_seed,
+    output_of,
+    records,
+    texts_of,
+)
+from tests.builders import safetensors_bytes
 
 
 def test_flux_dev_returns_the_double_image_with_headers_and_a_record(backend_server_session):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from ui.cli import main
+
 
 @dataclass
 class Run:
@@ -41,12 +41,6 @@ def ryla(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     return run
 
 
-def safetensors_bytes(values: Sequence[float] = (0.5, -0.25)) -> bytes:
-    """A small, well-formed safetensors file: one float32 tensor."""
-    data = struct.pack(f"<{len(values)}f", *values)
-    header = json.dumps({"lora_up.weight": {"dtype": "F32", "shape": [len(values)],
-                                            "data_offsets": [0, len(data)]}}).encode()
-    return struct.pack("<Q", len(header)) + header + data
 
 
 @pytest.fixture

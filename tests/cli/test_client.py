@@ -10,9 +10,21 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from tests.cli.stub_server import Answer, StubServer, free_port
-from ui.client import BackendError, BackendUnreachable, GenerationResult, RylaClient, route_for
-from workflows.request_models import ROUTES, CharacterRequest, FluxDevRequest, FluxSchnellRequest
+from tests.builders import free_port
+from tests.cli.stub_server import Answer, StubServer
+from ui.client import (
+    BackendError,
+    BackendUnreachable,
+    GenerationResult,
+    RylaClient,
+    route_for,
+)
+from workflows.request_models import (
+    ROUTES,
+    CharacterRequest,
+    FluxDevRequest,
+    FluxSchnellRequest,
+)
 
 
 def png_bytes(colour: tuple[int, int, int] = (10, 200, 30)) -> bytes:

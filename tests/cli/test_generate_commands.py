@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import Run, safetensors_bytes
+from tests.builders import free_port, safetensors_bytes
+from tests.cli.conftest import Run
 from ui.client import sniff_content_type
 from workflows.render import render_workflow
 from workflows.request_models import FluxSchnellRequest
@@ -149,7 +150,6 @@ def test_a_failed_comfyui_job_exits_1_with_its_message(ryla: Callable[..., Run],
 
 
 def test_unreachable_backend_exits_1_without_a_traceback(ryla: Callable[..., Run]) -> None:
-    from tests.cli.stub_server import free_port
 
     result = ryla("flux", "--backend-url", f"http://127.0.0.1:{free_port()}", "--retry-budget", "0.3",
                   "--prompt", "x")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import free_port
 from tests.cli.conftest import Run
-from tests.cli.stub_server import free_port
 from ui.cli import GENERATE_COMMANDS, build_parser, latency_stats
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,6 @@ import json
 import mimetypes
 import platform
 import shutil
-import socket
 import tempfile
 import threading
 import uuid
@@ -33,8 +32,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.builders import free_port
 from tests.comfyui_double import wire
-from tests.comfyui_double.executor import ExecutionFailed, Interrupted, JobContext, run_job
+from tests.comfyui_double.executor import (
+    ExecutionFailed,
+    Interrupted,
+    JobContext,
+    run_job,
+)
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import load_object_info, with_installed_files
 from workflows.validate import PROMPT_LEVEL_KINDS, failed_outputs, validate_graph
@@ -83,12 +88,6 @@ class Job:
     interrupt: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _safe_join(root: Path, *parts: str) -> Path | None:
     """root/parts, or None when the parts climb out of root."""
     path = root.joinpath(*[p for p in parts if p]).resolve()
@@ -105,7 +104,7 @@ class ComfyUIDouble:
         self.input_dir = self.base_dir / "input"
         self.output_dir = self.base_dir / "output"
         self.temp_dir = self.base_dir / "temp"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.step_delay = 0.0  # seconds per node and per sampler step, to watch concurrency

@@ -3,9 +3,6 @@ ryla-backend fixture (over the ComfyUI test double) or against no backend at all
 
 from __future__ import annotations
 
-import json
-import socket
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import free_port, safetensors_bytes
+from tests.shared_files import REPO_ROOT
 from ui.app import build_app, launch_options
 from ui.client import RylaClient
-from tests.shared_files import REPO_ROOT
 from ui.history import History
 
 OUTPUT_DIR = REPO_ROOT / "test-output" / "studio"
@@ -28,10 +26,6 @@ class Studio:
     client: RylaClient
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def closed_port_url() -> str:
@@ -75,8 +69,6 @@ def output_dir() -> Path:
 
 
 def write_safetensors(path: Path) -> Path:
-    """The smallest well-formed safetensors file: one float32 tensor of one value."""
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    header += b" " * (-len(header) % 8)
-    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<f", 1.0))
+    """A small, well-formed safetensors file at `path`."""
+    path.write_bytes(safetensors_bytes(1))
     return path

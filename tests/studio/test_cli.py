@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.studio.conftest import REPO_ROOT, closed_port_url, free_port
+from tests.builders import free_port
+from tests.studio.conftest import REPO_ROOT, closed_port_url
 from ui.app import DEFAULT_USER, parse_args, resolve_auth
 
 

@@ -1,0 +1,28 @@
+"""Small things several test areas build: a free loopback port, a well-formed
+safetensors file."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free when asked; also used as a closed port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def safetensors_bytes(tensors: int = 2) -> bytes:
+    """A small, well-formed safetensors file with `tensors` 2x2 F16 tensors."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for i in range(tensors):
+        header[f"lora_unet_{i}.weight"] = {"dtype": "F16", "shape": [2, 2],
+                                          "data_offsets": [offset, offset + 8]}
+        offset += 8
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + bytes(offset)
