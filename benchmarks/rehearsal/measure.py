@@ -1,0 +1,175 @@
+"""Drive every route of a running backend through `ryla`'s own client (ui.client.RylaClient)
+and record one row per request, for the GPU rehearsal.
+
+    python -m benchmarks.rehearsal.measure --backend-url URL --out results.json \
+        --gpu "NVIDIA H100 80GB HBM3" --comfyui-ready-s 27.1 --lora a.safetensors \
+        --reference face.jpg [--phase all|mixed] [--mode default]
+
+Each row: route, method (for /flux-instantid), status, wall_s, gpu, label, switch (the
+model family this request switched to, or null), mode, the server's timings, output bytes,
+and the run's cold-start figures comfyui_ready_s and first_image_s (the first request's
+wall time, weights read from disk with the page cache dropped). A table is printed at the
+end. Failures are rows too (status and the backend's message), never a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ui.client import BackendError, RylaClient, image_data_url, route_for
+from workflows.render import render_workflow
+from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLoraRequest,
+                                      FluxSchnellRequest, Wan2Request, WorkflowRequest)
+
+PROMPT = "a portrait photo of a woman with red hair, {}, soft light"
+
+
+class Rehearsal:
+    def __init__(self, client: RylaClient, gpu: str, mode: str, log: Path | None = None) -> None:
+        self.client, self.gpu, self.mode, self.log = client, gpu, mode, log
+        self.rows: list[dict] = []
+        self.last_family: str | None = None
+
+    def run(self, label: str, request: BaseModel, family: str) -> dict:
+        switch = family if family != self.last_family and self.last_family is not None else None
+        self.last_family = family
+        route = route_for(request)
+        row = {"label": label, "route": route, "method": getattr(request, "method", None)
+               if route == "/flux-instantid" else None, "gpu": self.gpu, "mode": self.mode,
+               "switch": switch}
+        t0 = time.perf_counter()
+        try:
+            result = self.client.generate(request)
+            row.update(status=200, content_type=result.content_type,
+                       output_bytes=[len(i) for i in result.images], timings=result.timings,
+                       request_id=result.request_id)
+        except BackendError as exc:
+            row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
+        row["wall_s"] = round(time.perf_counter() - t0, 3)
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        if self.log is not None:  # one line a request, so a run cut short keeps what it measured
+            with self.log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
+    def concurrent(self, label: str, requests: list[BaseModel], family: str) -> None:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(len(requests)) as pool:
+            rows = list(pool.map(lambda r: self.run(label, r, family), requests))
+        self.rows.append({"label": f"{label}: wall for all", "route": route_for(requests[0]),
+                          "gpu": self.gpu, "mode": self.mode, "requests": len(requests),
+                          "status": 200 if all(row["status"] == 200 for row in rows) else 0,
+                          "wall_s": round(time.perf_counter() - t0, 3)})
+
+
+def dev(tag: str, seed: int, **kw) -> FluxDevRequest:
+    return FluxDevRequest(prompt=PROMPT.format(tag), width=1024, height=1024, steps=28, seed=seed, **kw)
+
+
+def every_route(r: Rehearsal, reference: str, lora_ids: list[str]) -> None:
+    r.run("flux-dev first (cold)", dev("first", 1), "dev")
+    for i in range(3):
+        r.run("flux-dev warm", dev(f"warm {i}", 10 + i), "dev")
+    r.run("flux first", FluxSchnellRequest(prompt=PROMPT.format("schnell"), seed=5), "schnell")
+    r.run("flux warm", FluxSchnellRequest(prompt=PROMPT.format("schnell 2"), seed=6), "schnell")
+    r.run("flux-dev after schnell", dev("back", 7), "dev")
+    for i, lora in enumerate(lora_ids[:1] * 2):
+        r.run("flux-lora" + (" first" if i == 0 else " warm"),
+              FluxLoraRequest(prompt=PROMPT.format("lora"), lora_id=lora, lora_strength=0.8,
+                              width=1024, height=1024, steps=28, seed=20 + i), f"lora:{lora}")
+    for method in ("pulid", "instantid"):
+        for i in range(2):
+            r.run(f"flux-instantid {method}" + (" first" if i == 0 else " warm"),
+                  CharacterRequest(prompt="smiling, side profile", reference_image=reference,
+                                   method=method, width=1024, height=1024, seed=30 + i,
+                                   steps=28 if method == "pulid" else 30,
+                                   guidance=3.5 if method == "pulid" else 4.0), method)
+    graph = render_workflow("flux-schnell", FluxSchnellRequest(prompt="a lighthouse at dusk"), seed=40)
+    r.run("workflow (schnell graph)", WorkflowRequest(workflow=graph), "schnell")
+    for i in range(2):
+        r.run("wan2" + (" first" if i == 0 else " warm"),
+              Wan2Request(prompt="waves at dusk", width=832, height=480, frames=33, steps=20, seed=50 + i), "wan")
+    r.concurrent("flux-dev 5 concurrent", [dev(f"concurrent {i}", 100 + i) for i in range(5)], "dev")
+
+
+def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: int = 2) -> None:
+    """Issue 12's residency check: Dev, Schnell, Dev + LoRA a, Dev + LoRA b, PuLID, Dev."""
+    for n in range(rounds):
+        tag = "first" if n == 0 else "again"
+        r.run(f"mixed {tag}: dev", dev(f"mixed {n}", 200 + n), "dev")
+        r.run(f"mixed {tag}: schnell", FluxSchnellRequest(prompt=PROMPT.format("m"), seed=210 + n), "schnell")
+        for lora in lora_ids[:2]:
+            r.run(f"mixed {tag}: dev + lora {lora}",
+                  FluxLoraRequest(prompt=PROMPT.format("m"), lora_id=lora, width=1024, height=1024,
+                                  steps=28, seed=220 + n), f"lora:{lora}")
+        r.run(f"mixed {tag}: pulid", CharacterRequest(prompt="smiling", reference_image=reference,
+                                                      method="pulid", width=1024, height=1024, steps=28,
+                                                      guidance=3.5, seed=230 + n), "pulid")
+        r.run(f"mixed {tag}: dev", dev(f"mixed end {n}", 240 + n), "dev")
+
+
+def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            health = client.health()
+            if health.get("comfyui", {}).get("reachable", True):
+                return health
+        except BackendError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'label':44} {'route':16} {'method':9} {'status':6} {'wall_s':>8}  switch")
+    for row in rows:
+        print(f"{row.get('label', '')[:44]:44} {row.get('route', ''):16} {row.get('method') or '':9} "
+              f"{row.get('status', '')!s:6} {row.get('wall_s', 0):8.2f}  {row.get('switch') or ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend-url", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--gpu", required=True)
+    p.add_argument("--comfyui-ready-s", type=float, required=True)
+    p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
+    p.add_argument("--reference", type=Path, required=True)
+    p.add_argument("--phase", choices=("routes", "mixed", "all"), default="all")
+    p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
+    p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
+    a = p.parse_args(argv)
+    client = RylaClient(a.backend_url, timeout=900)
+    print("health", json.dumps(wait_healthy(client)), flush=True)
+    lora_ids = []
+    for i, path in enumerate(a.lora):
+        lora_id = f"rehearsal-{'abcdefgh'[i]}"
+        client.upload_lora(lora_id, path, trigger_word=f"rhsl{'abcdefgh'[i]}")
+        lora_ids.append(lora_id)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    r = Rehearsal(client, a.gpu, a.mode, log=a.out.with_suffix(".jsonl"))
+    reference = image_data_url(a.reference)
+    if a.phase in ("routes", "all"):
+        every_route(r, reference, lora_ids)
+    if a.phase in ("mixed", "all"):
+        mixed_sequence(r, reference, lora_ids)
+    first = next((row["wall_s"] for row in r.rows if "status" in row and row.get("route")), None)
+    for row in r.rows:
+        row.update(comfyui_ready_s=a.comfyui_ready_s, first_image_s=first, **json.loads(a.extra))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(r.rows, indent=1))
+    print_table(r.rows)
+    return 0 if all(row.get("status") == 200 for row in r.rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
