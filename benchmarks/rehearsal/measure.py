@@ -53,6 +53,7 @@ class Rehearsal:
         except BackendError as exc:
             row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
         row["wall_s"] = round(time.perf_counter() - t0, 3)
+        row["ended_epoch"] = round(time.time(), 3)
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         if self.log is not None:  # one line a request, so a run cut short keeps what it measured
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend-url", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--gpu", required=True)
-    p.add_argument("--comfyui-ready-s", type=float, required=True)
+    p.add_argument("--comfyui-ready-s", type=float, default=None)
+    p.add_argument("--stack-figures", type=Path, default=None,
+                   help="the JSON line stack.py printed (start figures: comfyui_ready_s, warm-up, prefetch)")
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
     p.add_argument("--phase", choices=("routes", "mixed", "all"), default="all")
@@ -162,9 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         every_route(r, reference, lora_ids)
     if a.phase in ("mixed", "all"):
         mixed_sequence(r, reference, lora_ids)
-    first = next((row["wall_s"] for row in r.rows if "status" in row and row.get("route")), None)
+    start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
+    start.pop("command", None)
+    start_epoch = start.pop("start_epoch", None)
+    first_row = r.rows[0] if r.rows else {}
+    run = {"comfyui_ready_s": start.get("comfyui_ready_s", a.comfyui_ready_s),
+           "first_image_s": first_row.get("wall_s"), **start, **json.loads(a.extra)}
+    if start_epoch is not None and "ended_epoch" in first_row:
+        # what a user of a cold container waits: process start to first image received
+        run["cold_start_to_first_image_s"] = round(first_row["ended_epoch"] - start_epoch, 2)
+    print("run:", json.dumps(run), flush=True)
     for row in r.rows:
-        row.update(comfyui_ready_s=a.comfyui_ready_s, first_image_s=first, **json.loads(a.extra))
+        row.update(run)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(r.rows, indent=1))
     print_table(r.rows)

@@ -38,17 +38,17 @@ setup() {
 
 stop_stack() { pkill -f benchmarks.rehearsal.stack; pkill -f "$C/main.py"; sleep 3; }
 
-start_stack() { # $1 label, rest: extra ComfyUI arguments; sets READY
+start_stack() { # $1 label, rest: extra ComfyUI arguments (--prefetch=P / --warm-up=P go to stack.py)
   local label=$1; shift
-  local extra=(); for a in "$@"; do extra+=("--comfyui-arg=$a"); done
+  local extra=(); for a in "$@"; do case $a in --prefetch=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
   rm -rf $W/data
   (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --models-dir $M --lora-dir $L \
      --data-dir $W/data --port 8000 --front-end-root $W/fe --log $O/comfy-$label.log "${extra[@]}" \
      < /dev/null > $W/stack-$label.out 2>&1 &)
   for i in $(seq 1 1200); do grep -q comfyui_ready_s $W/stack-$label.out 2>/dev/null && break; sleep 0.25; done
-  READY=$(python3 -c "import json,sys; print(json.loads(open('$W/stack-$label.out').readline())['comfyui_ready_s'])") \
+  head -1 $W/stack-$label.out | grep -q comfyui_ready_s \
     || { echo "stack did not start"; tail -30 $W/stack-$label.out $O/comfy-$label.log; exit 1; }
-  echo "$label: ComfyUI ready after $READY s"
+  echo "$label: $(head -1 $W/stack-$label.out | cut -c1-300)"
 }
 
 drop_cache() { sync; echo 3 > /proc/sys/vm/drop_caches && echo "page cache dropped"; }
@@ -59,7 +59,7 @@ routes)
   stop_stack; drop_cache
   start_stack routes
   python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --comfyui-ready-s "$READY" --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
+     --stack-figures $W/stack-routes.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
      --lora $W/lora-b.safetensors --mode default --phase routes \
      --out "$O/$(date +%F)-$GPU_SLUG.json"
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
@@ -70,7 +70,7 @@ mixed)
   stop_stack; drop_cache
   start_stack "$mode" "$@"
   python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --comfyui-ready-s "$READY" --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
+     --stack-figures $W/stack-$mode.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
      --lora $W/lora-b.safetensors --mode "$mode" --phase mixed \
      --out "$O/$(date +%F)-$GPU_SLUG-$mode.json"
   grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Error" $O/comfy-$mode.log | tail -30

@@ -11,6 +11,7 @@ Runs until killed: ComfyUI as a child process, the backend under uvicorn in this
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -19,6 +20,9 @@ import time
 from pathlib import Path
 
 import uvicorn
+
+from backend import warmup
+from backend.comfyui_client import ComfyUIClient
 
 try:
     from backend import comfyui_process as proc
@@ -69,6 +73,14 @@ except ImportError:  # TEMPORARY shim until the modal-free process module lands
                                  deployment_settings=deployment_settings, build_app=build_app)
 
 
+async def _warm_up(settings, pipeline: str) -> float:
+    comfy = ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir, lora_dir=settings.lora_dir)
+    try:
+        return await warmup.warm_up(comfy, pipeline)
+    finally:
+        await comfy.aclose()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--comfyui-dir", type=Path, required=True)
@@ -79,20 +91,33 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--front-end-root", type=Path, required=True)
     p.add_argument("--comfyui-arg", action="append", default=[])
     p.add_argument("--log", type=Path, required=True)
+    p.add_argument("--prefetch", default="", help="pipeline whose files are read while ComfyUI starts")
+    p.add_argument("--warm-up", default="", help="pipeline whose one-step prompt runs once ComfyUI is up")
     a = p.parse_args(argv)
 
     layout = proc.ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.models_dir,
                                   lora_dir=a.lora_dir, data_dir=a.data_dir)
     # The frontend package is not carried (the API needs no UI); ComfyUI serves this folder.
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
+    start_epoch = time.time()
     t0 = time.monotonic()
+    prefetching = warmup.start_prefetch(a.prefetch, a.models_dir) if a.prefetch else None
     log = open(a.log, "wb")
     comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=log, stderr=subprocess.STDOUT)
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
     ready = time.monotonic() - t0
     env = dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal"))
-    app = proc.build_app(proc.deployment_settings(env, layout))
-    print(json.dumps({"comfyui_ready_s": round(ready, 2), "command": command}), flush=True)
+    settings = proc.deployment_settings(env, layout)
+    figures = {"comfyui_ready_s": round(ready, 2), "start_epoch": start_epoch, "command": command}
+    if a.warm_up:
+        figures["warm_up_s"] = round(asyncio.run(_warm_up(settings, a.warm_up)), 2)
+    if prefetching is not None:
+        prefetching.join()
+        report = prefetching.result[0]
+        figures.update(prefetch_s=round(report.seconds, 2), prefetch_gb_per_s=round(report.gb_per_s, 2))
+    figures["ready_for_requests_s"] = round(time.monotonic() - t0, 2)
+    app = proc.build_app(settings)
+    print(json.dumps(figures), flush=True)
     try:
         uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning")
     finally:
