@@ -24,6 +24,7 @@ from backend.analytics import Analytics
 from backend.comfyui_client import ComfyUIClient
 from backend.errors import BY_STATUS, ApiError, InvalidRequest, PayloadTooLarge, Unauthorized
 from backend.generation import Generation, Generator, json_body
+from backend.graph_runner import ComfyUIRunner, GraphRunner
 from backend.lora_store import LoraStore
 from backend.records import JobRecords
 from backend.request_errors import to_invalid_request
@@ -136,24 +137,27 @@ def _generation_response(request: Request, gen: Generation) -> Response:
     return Response(first.data, media_type=first.content_type, headers=headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, runner: GraphRunner | None = None) -> FastAPI:
+    """The API. `runner` runs the graphs: by default a ComfyUI at settings.comfyui_url
+    (`ryla-backend`); the Modal web tier passes one that calls a GPU function."""
     settings = settings or Settings.from_env()
-    comfy = ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir,
-                          lora_dir=settings.lora_dir)
+    if runner is None:
+        runner = ComfyUIRunner(ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir,
+                                             lora_dir=settings.lora_dir))
     loras = LoraStore(settings.lora_dir)
     records = JobRecords(settings.data_dir)
     analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
-    generator = Generator(settings, comfy, loras, records, analytics)
+    generator = Generator(settings, runner, loras, records, analytics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await comfy.aclose()
+        await runner.aclose()
         await asyncio.to_thread(analytics.shutdown)
 
     app = FastAPI(title="RYLA Studio backend", version=_backend_version(), lifespan=lifespan)
     app.state.settings = settings
-    app.state.comfy = comfy
+    app.state.runner = runner
     app.state.generator = generator
     app.state.analytics = analytics
 
@@ -228,7 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def upload_lora(id: str = Form(...), file: UploadFile = File(...),
                           trigger_word: str = Form("")) -> dict[str, Any]:
         info = await asyncio.to_thread(loras.save, id, file.file, trigger_word)
-        comfy.invalidate_object_info()  # ComfyUI's LoRA list just changed
+        runner.loras_changed()
         return info.__dict__
 
     @app.get("/models")
@@ -237,7 +241,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": _backend_version(), "comfyui": await comfy.health()}
+        # never runs a graph: the studio asks this every few seconds, and on Modal it
+        # must not wake a GPU (the runner reads a heartbeat instead)
+        return {"status": "ok", "version": _backend_version(), **await runner.health()}
 
     return app
 

@@ -26,9 +26,8 @@ from backend.errors import (ApiError, ComfyUIJobFailed, ComfyUIUnavailable, Dead
                             ModelNotInstalled)
 from backend.graph_errors import (install_hint, is_missing_model, problems_from_comfyui,
                                   to_api_error)
-from workflows.manifest import installed_by_folder
-from workflows.object_info import (IMPLICIT_MODEL_FILES, load_object_info, with_input_images,
-                                   with_installed_files)
+from backend.snapshot_validation import snapshot_object_info
+from workflows.object_info import IMPLICIT_MODEL_FILES, with_input_images
 from workflows.validate import validate_graph
 
 log = logging.getLogger(__name__)
@@ -171,10 +170,7 @@ class ComfyUIClient:
         self._object_info = None
 
     def _snapshot_info(self) -> dict[str, Any]:
-        installed = installed_by_folder(self.models_dir)
-        if self.lora_dir.is_dir():
-            installed["loras"] = sorted(p.name for p in self.lora_dir.glob("*.safetensors"))
-        return with_installed_files(load_object_info(), installed)
+        return snapshot_object_info(self.models_dir, self.lora_dir)
 
     async def check_graph(self, graph: dict[str, Any], *, user_graph: bool,
                           input_images: Iterable[str] = ()) -> None:

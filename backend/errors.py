@@ -72,3 +72,20 @@ BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFound,
     413: PayloadTooLarge,
 }
+
+
+def error_for_code(code: str, message: str, field: str | None = None) -> ApiError:
+    """The API error with this SPEC code (one raised on the other side of a process or
+    container boundary); an unknown code is a failed job, its message kept."""
+    by_code = {cls.code: cls for cls in _subclasses(ApiError)}
+    cls = by_code.get(code)
+    if cls is None:
+        return ComfyUIJobFailed(f"{code or 'error'}: {message}", field)
+    return cls(message, field)
+
+
+def _subclasses(cls: type[ApiError]) -> list[type[ApiError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found

@@ -1,5 +1,6 @@
 """One generation from request to response: prepare the graph (LoRA, reference image,
-user images), check it, run it on ComfyUI, save the record and outputs, measure it."""
+user images), check it, run it through a GraphRunner (a ComfyUI, or a GPU function on
+Modal), save the record and outputs, measure it."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.analytics import Analytics
-from backend.comfyui_client import ComfyUIClient, OutputFile
+from backend.comfyui_client import OutputFile
 from backend.errors import ApiError, DeadlineExceeded, InvalidImage
+from backend.graph_runner import GraphRunner
 from backend.images import content_name, convert_format, decode_base64_image, to_png
 from backend.lora_store import LoraStore
 from backend.records import JobRecords
@@ -67,10 +69,10 @@ def _rename_images(graph: dict[str, Any], renames: dict[str, str]) -> dict[str, 
 
 
 class Generator:
-    def __init__(self, settings: Settings, comfy: ComfyUIClient, loras: LoraStore,
+    def __init__(self, settings: Settings, runner: GraphRunner, loras: LoraStore,
                  records: JobRecords, analytics: Analytics) -> None:
         self.settings = settings
-        self.comfy = comfy
+        self.runner = runner
         self.loras = loras
         self.records = records
         self.analytics = analytics
@@ -82,8 +84,8 @@ class Generator:
 
     async def _prepare(self, endpoint: str, body: BaseModel, seed: int,
                        request_id: str) -> tuple[dict[str, Any], dict[str, bytes], bool]:
-        """(graph, input images to upload by name, user_graph). Uploads wait until the
-        graph has passed validation, so a refused graph leaves nothing in ComfyUI."""
+        """(graph, input images to upload by name, user_graph). Uploads wait for the
+        runner, after validation, so a refused graph leaves nothing in ComfyUI."""
         if isinstance(body, WorkflowRequest):
             renames: dict[str, str] = {}
             uploads: dict[str, bytes] = {}
@@ -125,17 +127,14 @@ class Generator:
             try:
                 async with asyncio.timeout(deadline):
                     graph, images, user_graph = await self._prepare(endpoint, body, seed, request_id)
-                    await self.comfy.check_graph(graph, user_graph=user_graph, input_images=images)
-                    for name, png in images.items():
-                        await self.comfy.upload_image(png, name)
+                    await self.runner.check(graph, user_graph=user_graph, input_images=images)
             except TimeoutError:
                 raise DeadlineExceeded(f"preparing the job took longer than the {deadline:.0f} s "
                                        "deadline; ComfyUI may be overloaded") from None
             timings["prepare_ms"] = (time.monotonic() - started) * 1000
             remaining = deadline - (time.monotonic() - started)
-            result = await self.comfy.run(
-                graph, max(remaining, 0.001), user_graph=user_graph,
-                on_progress=lambda event: log.debug("%s %s", request_id, event))
+            result = await self.runner.run(graph, images, user_graph=user_graph,
+                                           timeout_s=max(remaining, 0.001))
             prompt_id = result.prompt_id
             timings.update(result.timings)
             outputs = result.outputs

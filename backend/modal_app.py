@@ -1,14 +1,20 @@
 # # RYLA on Modal: the `ryla-comfyui` app
 #
-# The production backend: the same FastAPI app as `ryla-backend` (backend/api.py),
-# served by Modal in front of a ComfyUI that runs in the same container on a GPU.
+# The production backend, in two tiers so that idle costs (almost) nothing:
+#
+# - `web`: the same FastAPI app as `ryla-backend` (backend/api.py) on a small CPU
+#   container. /health, /loras, /models, auth and every validation run there; a bad
+#   request or a status check never wakes a GPU.
+# - `ComfyUIWorker`: ComfyUI on a GPU, one prompt per container. Its `run_graph` method
+#   runs one filled graph (backend/gpu_worker.py) and returns the outputs' bytes and
+#   timings; the web tier spawns it per generation and polls for the result.
 #
 #     modal secret create huggingface-secret HF_TOKEN=hf_...
 #     modal secret create ryla-api-token RYLA_API_TOKEN=...
 #     modal run backend/modal_app.py::download_models      # once; fills the models Volume
 #     modal deploy backend/modal_app.py                    # prints the web URL
 #
-# docs/modal.md has the whole walk-through, the URLs and the costs.
+# README.md ("Deploying the backend on Modal") has the walk-through and the costs.
 #
 # The values the decorators use are module-level constants so that tests can check
 # them offline (tests/modal/), where Modal itself cannot be reached.
@@ -16,19 +22,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
-import urllib.error
-import urllib.request
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import modal
 
-if TYPE_CHECKING:  # the backend is imported inside the container, where it runs
+if TYPE_CHECKING:  # the backend is imported inside the containers, where it runs
     from fastapi import FastAPI
 
+    from backend.graph_runner import GraphRunner
     from backend.model_download import DownloadReport
+    from backend.modal_dispatch import PendingCall
     from backend.settings import Settings
 
 APP_NAME = "ryla-comfyui"
@@ -65,6 +70,8 @@ BACKEND_PACKAGES = (
     "requests>=2.32,<3",
     "pillow>=11,<13",
     "websocket-client>=1.8,<2",
+    "httpx>=0.28,<1",
+    "websockets>=13,<18",
     "posthog>=6,<8",
 )
 HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")
@@ -81,7 +88,7 @@ COMFYUI_DIR = "/root/comfy/ComfyUI"
 MODELS_DIR = f"{COMFYUI_DIR}/models"
 LORA_DIR = "/loras"
 EXTRA_MODEL_PATHS = "/root/comfy/extra_model_paths.yaml"
-DATA_DIR = "/root/ryla-data"  # job records and outputs: per container, like ComfyUI's output/
+DATA_DIR = "/root/ryla-data"  # job records and outputs: per web container
 COMFYUI_PORT = 8188
 COMFYUI_URL = f"http://127.0.0.1:{COMFYUI_PORT}"  # ComfyUI is only reachable inside the container
 
@@ -89,18 +96,21 @@ MODELS_VOLUME_NAME = "ryla-models"
 LORA_VOLUME_NAME = "ryla-loras"
 HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
 API_SECRET_NAME = "ryla-api-token"  # RYLA_API_TOKEN
+HEARTBEAT_DICT_NAME = "ryla-gpu-heartbeats"
 
 # ## Scaling
 #
 # Set at deploy time, e.g. `RYLA_MODAL_GPU=A100-80GB modal deploy backend/modal_app.py`.
 # An 80 GB card holds Flux Dev (fp16, 24 GB) with T5 and the face models at once.
 GPU = os.environ.get("RYLA_MODAL_GPU", "H100")
-# ComfyUI runs one prompt at a time; several inputs per container let /health, /loras,
-# /models and a short queue through while one image renders. Past TARGET_INPUTS the
-# autoscaler starts another container rather than letting the queue grow.
-MAX_INPUTS = int(os.environ.get("RYLA_MODAL_MAX_INPUTS", "4"))
-TARGET_INPUTS = 2
+# ComfyUI runs one prompt at a time, so a GPU container takes one input at a time: a
+# second request gets a container of its own from Modal's autoscaler (a 5-request burst
+# or a character sheet's images run side by side) instead of queueing in this one.
+GPU_INPUTS_PER_CONTAINER = 1
+# The most GPU containers at once: the ceiling of the bill. Requests past it wait.
+MAX_CONTAINERS = int(os.environ.get("RYLA_MODAL_MAX_CONTAINERS", "5"))
 MIN_CONTAINERS = int(os.environ.get("RYLA_MODAL_MIN_CONTAINERS", "0"))  # 1 = always warm, billed
+# Idle seconds before a GPU container stops; they are billed as GPU time.
 SCALEDOWN_WINDOW_S = int(os.environ.get("RYLA_MODAL_SCALEDOWN_S", "300"))
 REQUEST_TIMEOUT_S = 15 * 60  # above the backend's 600 s generation deadline
 STARTUP_TIMEOUT_S = 10 * 60
@@ -109,6 +119,22 @@ DOWNLOAD_TIMEOUT_S = 4 * 60 * 60  # the whole manifest is ~100 GB on a first run
 # GPU memory snapshots are alpha on Modal; RYLA_MODAL_GPU_SNAPSHOT=0 deploys without
 # them (cold starts then pay for torch import and node loading, ~30-60 s more).
 GPU_SNAPSHOT = os.environ.get("RYLA_MODAL_GPU_SNAPSHOT", "1") != "0"
+
+# The web tier: half a core is plenty for routing, validation and moving base64 images,
+# and many requests share one container (they mostly wait on a GPU).
+WEB_CPU = 0.5
+WEB_MEMORY_MB = 1024  # Pillow decodes a reference image of up to 40 MP here
+WEB_MAX_INPUTS = 100
+WEB_SCALEDOWN_S = 60
+
+# What /health says a cold GPU adds to the next generation, in seconds: a container
+# start, ComfyUI's start and the first load of the weights. 73 s is from the first
+# rehearsal (2026-11-25, one H100, without Modal: ComfyUI start 28.4 s + first Flux Dev
+# request 44.7 s). Replace it with the cold start measured on Modal.
+COLD_START_S = 73
+# GPU containers write a heartbeat this often; older than HEARTBEAT_STALE_S means gone.
+HEARTBEAT_INTERVAL_S = 10.0
+HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
 
 # ## The image
 
@@ -155,11 +181,12 @@ image = (
     .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
-# The download function needs no GPU stack: a small image starts in seconds.
-download_image = (
+# The web tier and the download function need no GPU stack: a small image starts in
+# seconds.
+cpu_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*HUB_PACKAGES)
-    .env({"HF_HUB_DISABLE_TELEMETRY": "1"})
+    .pip_install(*BACKEND_PACKAGES, *HUB_PACKAGES)
+    .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
     .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
@@ -169,8 +196,12 @@ models_volume = modal.Volume.from_name(MODELS_VOLUME_NAME, create_if_missing=Tru
 lora_volume = modal.Volume.from_name(LORA_VOLUME_NAME, create_if_missing=True)
 hf_secret = modal.Secret.from_name(HF_SECRET_NAME, required_keys=["HF_TOKEN"])
 api_secret = modal.Secret.from_name(API_SECRET_NAME, required_keys=["RYLA_API_TOKEN"])
+# GPU containers' heartbeats, which the web tier's /health reads (see ComfyUIWorker)
+gpu_heartbeats = modal.Dict.from_name(HEARTBEAT_DICT_NAME, create_if_missing=True)
 
-GPU_VOLUMES = {MODELS_DIR: models_volume, LORA_DIR: lora_volume}
+# Both tiers mount both Volumes at the same paths: the web tier validates against the
+# files ComfyUI will find and writes uploaded LoRAs where ComfyUI reads them.
+VOLUMES = {MODELS_DIR: models_volume, LORA_DIR: lora_volume}
 
 # ## Models on the Volume
 #
@@ -179,7 +210,7 @@ GPU_VOLUMES = {MODELS_DIR: models_volume, LORA_DIR: lora_volume}
 # commits the Volume. Containers only read it: a restart never downloads again.
 
 
-@app.function(image=download_image, volumes={MODELS_DIR: models_volume},
+@app.function(image=cpu_image, volumes={MODELS_DIR: models_volume},
               secrets=[hf_secret], timeout=DOWNLOAD_TIMEOUT_S, cpu=4)
 def download_models(pipelines: str = "") -> dict[str, object]:
     report = fill_models_volume(Path(MODELS_DIR), os.environ, pipelines)
@@ -201,7 +232,7 @@ def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str 
                             token=env.get("HF_TOKEN") or None)
 
 
-# ## The backend's settings in the container
+# ## The backend's settings in the web tier
 #
 # Built explicitly from the mount paths above, not from environment defaults, so the
 # API and ComfyUI always agree on where models and LoRAs live.
@@ -230,60 +261,10 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
     )
 
 
-def build_asgi_app(settings: "Settings") -> "FastAPI":
-    """The same app as `ryla-backend`, plus Volume bookkeeping for LoRA uploads."""
-    from backend.api import create_app
 
-    web_app = create_app(settings)
-
-    @web_app.middleware("http")
-    async def share_loras(request, call_next):  # type: ignore[no-untyped-def]
-        # Other containers see an uploaded LoRA only after a commit here and a reload
-        # there; both are cheap next to a generation.
-        path = request.url.path.rstrip("/")
-        if (path == "/loras" and request.method == "GET") or path == "/flux-lora":
-            _reload_loras()
-        response = await call_next(request)
-        if path == "/loras" and request.method == "POST" and response.status_code < 300:
-            lora_volume.commit()
-        return response
-
-    return web_app
-
-
-def _reload_loras() -> None:
-    try:
-        lora_volume.reload()
-    except RuntimeError as exc:  # open files on the Volume: this container's view stays
-        print(f"LoRA Volume not reloaded: {exc}")
-
-
-# ## ComfyUI
-
-
-def comfyui_command() -> list[str]:
-    return [
-        "python", f"{COMFYUI_DIR}/main.py",
-        "--listen", "127.0.0.1", "--port", str(COMFYUI_PORT),
-        "--extra-model-paths-config", EXTRA_MODEL_PATHS,
-        "--disable-auto-launch",
-    ]
-
-
-def wait_for_comfyui(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited with code {proc.returncode} while starting")
-        try:
-            with urllib.request.urlopen(f"{COMFYUI_URL}/system_stats", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise TimeoutError(f"ComfyUI did not answer on {COMFYUI_URL} within {timeout_s:.0f} s")
-
-
-# ## The GPU class
+# ## The GPU tier
+#
+# No web endpoint here and no API token: only the web tier calls this class.
 #
 # Cold starts: with GPU memory snapshots (alpha), the `snap=True` step runs once at
 # deploy time on a GPU: it starts ComfyUI, which imports torch, initialises CUDA and
@@ -295,37 +276,166 @@ def wait_for_comfyui(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
 # loads them on the first prompt that needs them, from the Volume.
 
 
+def comfyui_command() -> list[str]:
+    from backend.gpu_worker import comfyui_command as command
+
+    return command(COMFYUI_DIR, COMFYUI_PORT, extra_model_paths=EXTRA_MODEL_PATHS)
+
+
+def uses_loras(graph: Mapping[str, Any]) -> bool:
+    """Whether a graph loads a LoRA file: then this container's view of the LoRA Volume
+    must include uploads committed since it started."""
+    return any(isinstance(node, dict) and "lora_name" in (node.get("inputs") or {})
+               for node in graph.values())
+
+
 @app.cls(
     gpu=GPU,
-    volumes=GPU_VOLUMES,
-    secrets=[api_secret],
+    volumes=VOLUMES,
     min_containers=MIN_CONTAINERS,
+    max_containers=MAX_CONTAINERS,
     scaledown_window=SCALEDOWN_WINDOW_S,
     timeout=REQUEST_TIMEOUT_S,
     startup_timeout=STARTUP_TIMEOUT_S,
     enable_memory_snapshot=GPU_SNAPSHOT,
     experimental_options={"enable_gpu_snapshot": True} if GPU_SNAPSHOT else {},
 )
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-class ComfyBackend:
+@modal.concurrent(max_inputs=GPU_INPUTS_PER_CONTAINER)
+class ComfyUIWorker:
     # Without snapshots both enter steps simply run in order on every start.
     @modal.enter(snap=GPU_SNAPSHOT)
     def start_comfyui(self) -> None:
-        Path(DATA_DIR).mkdir(parents=True, exist_ok=True)
-        self.comfyui = subprocess.Popen(comfyui_command(), cwd=COMFYUI_DIR)
-        wait_for_comfyui(self.comfyui, COMFYUI_READY_TIMEOUT_S)
+        from backend.gpu_worker import ComfyUIProcess
+
+        self.comfyui = ComfyUIProcess(comfyui_command(), cwd=COMFYUI_DIR, url=COMFYUI_URL)
+        self.comfyui.start(COMFYUI_READY_TIMEOUT_S)
 
     @modal.enter(snap=False)
     def after_restore(self) -> None:
-        # Runs on every container start, after a restore too: the token is read here so
-        # that a rotated secret takes effect without a new snapshot.
-        wait_for_comfyui(self.comfyui, 60.0)
-        self.settings = deployment_settings(os.environ)
+        # Every container start, after a restore too: the heartbeat thread and the
+        # container's id belong to this container, not to the snapshot.
+        from backend.gpu_worker import GpuWorker, Heartbeat
+
+        self.comfyui.wait_ready(60.0)
+        self.worker = GpuWorker(COMFYUI_URL, models_dir=Path(MODELS_DIR), lora_dir=Path(LORA_DIR))
+        key = os.environ.get("MODAL_TASK_ID") or uuid.uuid4().hex
+        self.heartbeat = Heartbeat(gpu_heartbeats.put, gpu_heartbeats.pop, key, HEARTBEAT_INTERVAL_S)
+        self.heartbeat.start()
 
     @modal.exit()
     def stop_comfyui(self) -> None:
-        self.comfyui.terminate()
+        self.heartbeat.stop()
+        self.comfyui.stop()
 
-    @modal.asgi_app(label=APP_NAME)
-    def web(self) -> "FastAPI":
-        return build_asgi_app(self.settings)
+    @modal.method()
+    async def run_graph(self, job: dict[str, Any]) -> dict[str, Any]:
+        """One filled graph (backend.graph_job wire format) -> its outputs or its error."""
+        import asyncio
+
+        if uses_loras(job.get("graph") or {}):
+            await asyncio.to_thread(_reload_loras)
+        await asyncio.to_thread(self.heartbeat.set_busy, True)
+        try:
+            return await self.worker.run(job)
+        finally:
+            await asyncio.to_thread(self.heartbeat.set_busy, False)
+
+
+def _reload_loras() -> None:
+    try:
+        lora_volume.reload()
+    except RuntimeError as exc:  # open files on the Volume: this container's view stays
+        print(f"LoRA Volume not reloaded: {exc}")
+
+
+def _reload_models() -> None:
+    try:
+        models_volume.reload()
+    except RuntimeError as exc:
+        print(f"models Volume not reloaded: {exc}")
+
+
+# ## The web tier
+#
+# Modal's objects behind the three small interfaces of backend/modal_dispatch.py, which
+# holds the logic (and its offline tests, tests/modal/test_dispatch.py).
+
+
+class ModalPendingCall:
+    def __init__(self, call: modal.FunctionCall) -> None:
+        self.call = call
+        self.call_id = call.object_id
+
+    async def get(self, timeout_s: float) -> Any:
+        from backend.errors import DeadlineExceeded
+
+        try:
+            return await self.call.get.aio(timeout=timeout_s)  # TimeoutError: not done yet
+        except modal.exception.FunctionTimeoutError as exc:
+            raise DeadlineExceeded(f"the GPU function ran past its {REQUEST_TIMEOUT_S} s "
+                                   f"limit ({exc})") from exc
+
+    async def cancel(self) -> None:
+        await self.call.cancel.aio()
+
+
+class ModalGpuFunction:
+    async def spawn(self, wire_job: dict[str, Any]) -> "PendingCall":
+        return ModalPendingCall(await ComfyUIWorker().run_graph.spawn.aio(wire_job))
+
+
+class ModalHeartbeats:
+    async def read(self) -> dict[str, Any]:
+        return {key: value async for key, value in gpu_heartbeats.items.aio()}
+
+
+def web_runner(settings: "Settings") -> "GraphRunner":
+    from backend.modal_dispatch import ModalGraphRunner
+    from backend.snapshot_validation import SnapshotValidator
+
+    validator = SnapshotValidator(settings.models_dir, settings.lora_dir, refresh=_reload_models)
+    return ModalGraphRunner(ModalGpuFunction(), ModalHeartbeats(), validator,
+                            cold_start_s=COLD_START_S, heartbeat_stale_s=HEARTBEAT_STALE_S)
+
+
+def build_asgi_app(settings: "Settings", runner: "GraphRunner") -> "FastAPI":
+    """The same app as `ryla-backend` with `runner` behind it, plus Volume bookkeeping."""
+    import asyncio
+
+    from backend.api import create_app
+
+    web_app = create_app(settings, runner)
+
+    @web_app.middleware("http")
+    async def share_volumes(request, call_next):  # type: ignore[no-untyped-def]
+        # Other containers see an uploaded LoRA only after a commit here and a reload
+        # there; both are cheap next to a generation.
+        path = request.url.path.rstrip("/")
+        if (path == "/loras" and request.method == "GET") or path == "/flux-lora":
+            await asyncio.to_thread(_reload_loras)
+        elif path == "/models":
+            await asyncio.to_thread(_reload_models)  # a download may have finished since
+        response = await call_next(request)
+        if path == "/loras" and request.method == "POST" and response.status_code < 300:
+            await asyncio.to_thread(lora_volume.commit)
+        return response
+
+    return web_app
+
+
+@app.function(
+    image=cpu_image,
+    volumes=VOLUMES,
+    secrets=[api_secret],
+    cpu=WEB_CPU,
+    memory=WEB_MEMORY_MB,
+    scaledown_window=WEB_SCALEDOWN_S,
+    # Modal answers the caller 303 after 150 s (ui/client.py follows it); the request
+    # itself goes on up to this limit, above the generation deadline.
+    timeout=REQUEST_TIMEOUT_S,
+)
+@modal.concurrent(max_inputs=WEB_MAX_INPUTS)
+@modal.asgi_app(label=APP_NAME)
+def web() -> "FastAPI":
+    settings = deployment_settings(os.environ)
+    return build_asgi_app(settings, web_runner(settings))

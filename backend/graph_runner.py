@@ -1,0 +1,88 @@
+"""The seam between the HTTP API and whatever runs ComfyUI graphs: one interface, two
+implementations.
+
+- `ComfyUIRunner` (here): `ryla-backend` talks to a ComfyUI it can reach directly.
+- `backend.modal_dispatch.ModalGraphRunner`: the Modal web tier (a CPU container)
+  validates on the spot and sends each graph to a GPU function.
+
+The API (backend/generation.py) only ever calls a `GraphRunner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from backend.comfyui_client import ComfyUIClient, OutputFile
+from backend.errors import DeadlineExceeded
+
+
+@dataclass
+class GraphResult:
+    """What one graph produced: its outputs' bytes (graph order) and timings in ms."""
+    prompt_id: str | None
+    outputs: list[OutputFile]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class GraphRunner(Protocol):
+    async def check(self, graph: dict[str, Any], *, user_graph: bool,
+                    input_images: Iterable[str] = ()) -> None:
+        """Raise the API error the graph would fail with (400 bad graph, 503 model not
+        installed), before anything is queued or any GPU is asked."""
+
+    async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
+                  user_graph: bool, timeout_s: float) -> GraphResult:
+        """Upload `images` (name -> PNG bytes), run the checked graph, return its outputs;
+        past `timeout_s` the job is cancelled and DeadlineExceeded raised."""
+
+    async def health(self) -> dict[str, Any]:
+        """What /health adds about generation; quick, never raises, never starts a GPU.
+        Holds `generation: {"state": ...}`."""
+
+    def loras_changed(self) -> None:
+        """A LoRA file was just written: drop anything that cached the LoRA list."""
+
+    async def aclose(self) -> None: ...
+
+
+class ComfyUIRunner:
+    """A ComfyUI reachable over HTTP: validation by its live /object_info, jobs on its
+    queue and WebSocket."""
+
+    def __init__(self, comfy: ComfyUIClient) -> None:
+        self.comfy = comfy
+
+    async def check(self, graph: dict[str, Any], *, user_graph: bool,
+                    input_images: Iterable[str] = ()) -> None:
+        await self.comfy.check_graph(graph, user_graph=user_graph, input_images=input_images)
+
+    async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
+                  user_graph: bool, timeout_s: float) -> GraphResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(timeout_s):
+                for name, png in images.items():
+                    await self.comfy.upload_image(png, name)
+        except TimeoutError:
+            raise DeadlineExceeded(f"uploading the input images took longer than the "
+                                   f"{timeout_s:.0f} s left of the deadline") from None
+        uploaded = loop.time()
+        result = await self.comfy.run(graph, max(timeout_s - (uploaded - started), 0.001),
+                                      user_graph=user_graph)
+        timings = {"upload_ms": (uploaded - started) * 1000, **result.timings}
+        return GraphResult(result.prompt_id, result.outputs, timings)
+
+    async def health(self) -> dict[str, Any]:
+        comfy = await self.comfy.health()
+        return {"comfyui": comfy,
+                "generation": {"state": "ready" if comfy["reachable"] else "unavailable"}}
+
+    def loras_changed(self) -> None:
+        self.comfy.invalidate_object_info()  # ComfyUI's LoRA list just changed
+
+    async def aclose(self) -> None:
+        await self.comfy.aclose()

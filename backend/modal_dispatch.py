@@ -1,0 +1,154 @@
+"""The Modal web tier's GraphRunner: validate here, on the CPU container; run on a GPU
+function; tell /health whether a GPU is warm from heartbeats, never by asking one.
+
+Modal-free on purpose: backend/modal_app.py plugs Modal's objects into the three small
+interfaces below (`GpuFunction`, `PendingCall`, `Heartbeats`), and the tests plug fakes
+into them (tests/modal/test_dispatch.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from backend.errors import ApiError, ComfyUIJobFailed, ComfyUIUnavailable, DeadlineExceeded
+from backend.graph_job import GraphJob, result_from_wire
+from backend.graph_runner import GraphResult
+from backend.snapshot_validation import SnapshotValidator
+
+log = logging.getLogger(__name__)
+
+# The web tier asks for the result in slices, so that a job stuck past its deadline is
+# noticed and cancelled even if the GPU side never answers.
+POLL_SLICE_S = 30.0
+# The GPU side enforces the deadline itself (it cancels the ComfyUI prompt and answers
+# 504); the web tier waits this much longer for that answer before cancelling the call.
+RESULT_GRACE_S = 15.0
+CANCEL_TIMEOUT_S = 5.0
+# /health must answer in well under a second, heartbeats or not.
+HEARTBEAT_READ_TIMEOUT_S = 0.5
+
+
+class PendingCall(Protocol):
+    call_id: str
+
+    async def get(self, timeout_s: float) -> Any:
+        """The GPU function's return value; TimeoutError while it is not done."""
+
+    async def cancel(self) -> None: ...
+
+
+class GpuFunction(Protocol):
+    async def spawn(self, wire_job: dict[str, Any]) -> PendingCall:
+        """Start the GPU function on one job (backend.graph_job wire format)."""
+
+
+class Heartbeats(Protocol):
+    async def read(self) -> Mapping[str, Mapping[str, Any]]:
+        """Container id -> {"at": time.time() of its last beat, "busy": bool}."""
+
+
+def generation_status(beats: Mapping[str, Mapping[str, Any]], now: float, *,
+                      stale_after_s: float, cold_start_s: float) -> dict[str, Any]:
+    """Warm (a GPU container is up and idle), busy (all up ones are working: a new
+    request starts another) or cold (none is up: the next generation cold-starts)."""
+    live = [b for b in beats.values()
+            if isinstance(b, Mapping) and now - float(b.get("at", 0)) <= stale_after_s]
+    idle = [b for b in live if not b.get("busy")]
+    cold = f"cold start on next generation (~{cold_start_s:.0f} s)"
+    if idle:
+        state, message = "warm", "a GPU is warm: the next generation starts at once"
+    elif live:
+        state, message = "busy", f"every warm GPU is busy: another one starts, {cold}"
+    else:
+        state, message = "cold", f"no GPU running: {cold}"
+    return {"state": state, "message": message, "gpu_containers": len(live),
+            "idle_gpu_containers": len(idle), "cold_start_s": cold_start_s}
+
+
+class ModalGraphRunner:
+    def __init__(self, gpu: GpuFunction, heartbeats: Heartbeats, validator: SnapshotValidator, *,
+                 cold_start_s: float, heartbeat_stale_s: float,
+                 poll_slice_s: float = POLL_SLICE_S, grace_s: float = RESULT_GRACE_S,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.gpu = gpu
+        self.heartbeats = heartbeats
+        self.validator = validator
+        self.cold_start_s = cold_start_s
+        self.heartbeat_stale_s = heartbeat_stale_s
+        self.poll_slice_s = poll_slice_s
+        self.grace_s = grace_s
+        self.wall_clock = wall_clock
+
+    async def check(self, graph: dict[str, Any], *, user_graph: bool,
+                    input_images: Iterable[str] = ()) -> None:
+        await self.validator.check(graph, user_graph=user_graph, input_images=input_images)
+
+    async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
+                  user_graph: bool, timeout_s: float) -> GraphResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        job = GraphJob(graph, dict(images), user_graph, deadline_at=self.wall_clock() + timeout_s)
+        try:
+            call = await self.gpu.spawn(job.to_wire())
+        except ApiError:
+            raise
+        except Exception as exc:  # Modal's control plane, not our code: say so, as a 503
+            raise ComfyUIUnavailable(f"the GPU function could not be started "
+                                     f"({type(exc).__name__}: {exc}); try again shortly") from exc
+        give_up_at = started + timeout_s + self.grace_s
+        try:
+            wire = await self._wait(call, give_up_at, timeout_s)
+        except asyncio.CancelledError:  # the caller went away: free the GPU
+            await asyncio.shield(self._cancel(call))
+            raise
+        result = result_from_wire(wire)
+        result.timings["gpu_wait_ms"] = (loop.time() - started) * 1000
+        return result
+
+    async def _wait(self, call: PendingCall, give_up_at: float, timeout_s: float) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            left = give_up_at - loop.time()
+            if left <= 0:
+                await self._cancel(call)
+                raise DeadlineExceeded(
+                    f"the job did not finish within the {timeout_s:.0f} s deadline (GPU call "
+                    f"{call.call_id}); it was cancelled")
+            try:
+                return await call.get(min(self.poll_slice_s, left))
+            except TimeoutError:
+                continue
+            except ApiError:
+                raise
+            except Exception as exc:
+                raise ComfyUIJobFailed(f"the GPU function failed ({type(exc).__name__}: {exc}); "
+                                       f"GPU call {call.call_id}") from exc
+
+    async def _cancel(self, call: PendingCall) -> None:
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT_S):
+                await call.cancel()
+        except Exception as exc:  # the answer is already 504; a failed cancel is only logged
+            log.warning("could not cancel GPU call %s: %s", call.call_id, exc)
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(HEARTBEAT_READ_TIMEOUT_S):
+                beats = await self.heartbeats.read()
+        except Exception as exc:
+            return {"generation": {"state": "unknown", "cold_start_s": self.cold_start_s,
+                                   "message": f"GPU state unknown ({type(exc).__name__}); a "
+                                              f"cold start takes ~{self.cold_start_s:.0f} s"}}
+        return {"generation": generation_status(beats, self.wall_clock(),
+                                                stale_after_s=self.heartbeat_stale_s,
+                                                cold_start_s=self.cold_start_s)}
+
+    def loras_changed(self) -> None:
+        """Nothing cached here: the validator lists the LoRA directory on every check."""
+
+    async def aclose(self) -> None:
+        """Nothing held open: every GPU call ends with its request."""
