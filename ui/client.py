@@ -7,6 +7,12 @@ SPEC's `{"error": {"code", "message", "field"}}` and are raised as `BackendError
 Retries happen only where they cannot repeat work: a connection that was refused (or
 never opened) before anything was sent, and a 503 that names a `Retry-After`. Both share
 one bounded time budget per call, so a caller never waits longer than it asked for.
+
+Long jobs on Modal: a web request there is answered `303 See Other` after 150 s, with a
+`Location` on the same host that carries `?__modal_function_call_id=...`; a GET of that
+result URL waits for the job (again up to 150 s, then another 303). The client follows
+those 303s itself, as GETs, with its token, only to the backend's own origin, and within
+its `timeout` for the whole call.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from pydantic import BaseModel
@@ -36,6 +43,9 @@ DEFAULT_RETRY_BUDGET_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 _MAX_BACKOFF_S = 2.0
 _MAX_ERROR_TEXT = 300
+# Modal answers 303 every 150 s of a long job; this bounds a redirect loop, the call's
+# timeout bounds the time.
+MAX_RESULT_REDIRECTS = 100
 
 # Exact type -> route: a subclass of a request model is not silently posted elsewhere.
 _ROUTE_BY_MODEL: dict[type[BaseModel], str] = {model: route for route, model in ROUTES.items()}
@@ -233,19 +243,41 @@ class RylaClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base_url}{path}"
-        deadline = self._clock() + self.retry_budget
+        started = self._clock()
+        deadline = started + self.retry_budget
         backoff = 0.25
+        redirects = 0
         while True:
+            # The call's timeout covers every hop of a followed 303 together.
+            read_timeout = max(self.timeout - (self._clock() - started), 0.001)
             try:
+                # Redirects are ours to follow (below): requests would also follow a 303
+                # to another host, minus the token, or re-send a body.
                 response = self._session().request(
-                    method, url, timeout=(CONNECT_TIMEOUT_S, self.timeout), **kwargs)
+                    method, url, timeout=(CONNECT_TIMEOUT_S, read_timeout),
+                    allow_redirects=False, **kwargs)
             except requests.RequestException as exc:
                 remaining = deadline - self._clock()
                 if _never_sent(exc) and remaining > 0:
                     self._sleep(min(backoff, remaining))
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
                     continue
-                raise self._unreachable(method, path, exc) from None
+                raise self._unreachable(method, path, exc,
+                                        result_url=url if redirects else None) from None
+            if response.status_code == 303:
+                url = self._result_url(response, path, started, redirects)
+                redirects += 1
+                response.close()
+                # See Other: the result is fetched with GET, without the request body
+                # (Modal refuses a re-sent POST); the session still sends the token.
+                method = "GET"
+                kwargs = {"headers": kwargs["headers"]} if "headers" in kwargs else {}
+                continue
+            if 300 <= response.status_code < 400:
+                raise BackendError(
+                    response.status_code, "unexpected_redirect",
+                    f"{path}: the backend redirected to {response.headers.get('Location')!r}; "
+                    "if that is the backend's address, use it as --backend-url / RYLA_BACKEND_URL")
             if response.status_code < 400:
                 return response
             if response.status_code == 503:
@@ -256,16 +288,38 @@ class RylaClient:
                     continue
             raise error_from_response(response)
 
-    def _unreachable(self, method: str, path: str, exc: requests.RequestException) -> BackendUnreachable:
+    def _result_url(self, response: requests.Response, path: str, started: float,
+                    redirects: int) -> str:
+        """Where a 303 points, if it may be followed with the token: the backend's own
+        scheme, host and port (Modal's result URL is the original URL plus a query)."""
+        location = response.headers.get("Location")
+        if not location:
+            raise BackendError(303, "invalid_response", f"{path}: a 303 without a Location header")
+        target = urljoin(response.url, location)
+        if _origin(target) != _origin(self.base_url):
+            raise BackendError(
+                303, "redirect_to_other_host",
+                f"{path}: the backend sent the result to {urlsplit(target).netloc}, not to "
+                f"{urlsplit(self.base_url).netloc}; not followed, so the API token stays with "
+                "the backend")
+        if redirects >= MAX_RESULT_REDIRECTS or self._clock() - started >= self.timeout:
+            raise BackendUnreachable(
+                f"{path}: no result within {self.timeout:g} s; the job may still be running; "
+                f"its result URL is {target} (raise --timeout for long jobs)")
+        return target
+
+    def _unreachable(self, method: str, path: str, exc: requests.RequestException,
+                     result_url: str | None = None) -> BackendUnreachable:
         if _never_sent(exc):
             return BackendUnreachable(
                 f"cannot connect to the backend at {self.base_url} (tried for "
                 f"{self.retry_budget:g} s): start one with `ryla-backend`, or point "
                 "--backend-url / RYLA_BACKEND_URL at a running one")
         if isinstance(exc, requests.exceptions.ReadTimeout):
+            where = f"; its result URL is {result_url}" if result_url else " there"
             return BackendUnreachable(
                 f"{method} {path}: no answer from {self.base_url} within {self.timeout:g} s; "
-                "the job may still be running there (raise --timeout for long jobs)")
+                f"the job may still be running{where} (raise --timeout for long jobs)")
         # The request may have reached the server: do not resend it, say what happened.
         return BackendUnreachable(f"{method} {path} to {self.base_url} failed: "
                                   f"{type(exc).__name__}: {exc}")
@@ -359,6 +413,12 @@ class RylaClient:
     def models(self) -> list[dict]:
         body = self._json(self._request("GET", "/models"), "/models")
         return _as_list(body, "models")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _as_list(body: Any, key: str) -> list[dict]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 
 from tests.builders import free_port
+from tests.cli.modal_like_server import ModalLikeServer
 from tests.cli.stub_server import Answer, StubServer
 from ui.client import (
     BackendError,
@@ -244,3 +247,67 @@ def test_generate_many_runs_concurrently(stub: StubServer) -> None:
     assert all(isinstance(o, GenerationResult) for o in outcomes)
     assert sorted(o.seed for o in outcomes) == list(range(6))  # type: ignore[union-attr]
     assert {s.path for s in stub.seen} == {"/flux-instantid"}
+
+
+# -- long jobs on Modal: 303 to a result URL ---------------------------------------------
+
+
+@pytest.fixture
+def modal_like() -> Iterator[Callable[..., ModalLikeServer]]:
+    servers: list[ModalLikeServer] = []
+
+    def make(**kwargs: Any) -> ModalLikeServer:
+        servers.append(ModalLikeServer(ok_answer([png_bytes()], seed=9), **kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("location", ["absolute", "relative"])
+def test_a_long_job_is_fetched_from_modals_result_url_with_the_token(
+        modal_like: Callable[..., ModalLikeServer], location: str) -> None:
+    # the job outlasts two 150 s cuts (scaled down): POST -> 303 -> GET -> 303 -> GET -> 200
+    server = modal_like(job_s=0.5, cut_s=0.2, location=location)
+    result = RylaClient(server.url, token="t0k").generate(FluxDevRequest(prompt="a slow one"))
+    assert result.seed == 9 and result.images == [png_bytes()]
+    assert [h.method for h in server.hops] == ["POST", "GET", "GET"]
+    assert json.loads(server.hops[0].body)["prompt"] == "a slow one"
+    assert server.hops[1].body == b"" and server.hops[1].path == server.hops[2].path
+    assert "?__modal_function_call_id=fc-1" in server.hops[1].path
+    assert server.hops[1].path.startswith("/flux-dev?")
+    # the token goes with every hop: the result URL is the backend's own host
+    assert {h.authorization for h in server.hops} == {"Bearer t0k"}
+
+
+def test_a_redirect_to_another_host_is_not_followed_with_the_token(
+        modal_like: Callable[..., ModalLikeServer]) -> None:
+    elsewhere = StubServer()
+    try:
+        server = modal_like(job_s=5.0, cut_s=0.05, location=elsewhere.url)
+        with pytest.raises(BackendError) as caught:
+            RylaClient(server.url, token="t0k").generate(FluxDevRequest(prompt="x"))
+        assert caught.value.code == "redirect_to_other_host"
+        assert urlsplit(elsewhere.url).netloc in caught.value.message
+        assert elsewhere.seen == []  # nothing, and so no token, went to the other host
+    finally:
+        elsewhere.close()
+
+
+def test_following_results_stays_within_the_calls_timeout(
+        modal_like: Callable[..., ModalLikeServer]) -> None:
+    server = modal_like(job_s=30.0, cut_s=0.05)
+    with pytest.raises(BackendUnreachable) as caught:
+        RylaClient(server.url, timeout=0.3).generate(FluxDevRequest(prompt="x"))
+    assert "may still be running" in caught.value.message
+    assert "__modal_function_call_id=fc-1" in caught.value.message  # where to look later
+    assert 2 <= len(server.hops) < 20
+
+
+def test_other_redirects_are_reported_not_followed(stub: StubServer) -> None:
+    stub.answers.append(Answer(301, b"", {"Location": "https://elsewhere.example/"}))
+    with pytest.raises(BackendError) as caught:
+        RylaClient(stub.url, token="t").health()
+    assert caught.value.status == 301 and "https://elsewhere.example/" in caught.value.message
+    assert len(stub.seen) == 1
