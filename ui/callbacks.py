@@ -113,6 +113,19 @@ def _badge(passed: bool, faces: int) -> str:
     return "✔ PASS" if passed else "✘ FAIL"
 
 
+def _generation_note(health: Any) -> str:
+    """What /health says about generation, e.g. a Modal GPU that will cold-start. The
+    backend learns it without waking a GPU, so the status check is free to repeat."""
+    generation = health.get("generation") if isinstance(health, dict) else None
+    if not isinstance(generation, dict):
+        return ""
+    state = str(generation.get("state") or "")
+    if state == "unavailable":
+        return ": ComfyUI is not reachable, generation will fail"
+    message = generation.get("message")
+    return f": {html.escape(str(message))}" if message else ""
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
@@ -139,13 +152,9 @@ class StudioCallbacks:
             return (f'<span class="ryla-status ryla-warn">● Backend answered {exc.status}</span> '
                     f"at <code>{url}</code> ({html.escape(exc.code)}): {html.escape(exc.message)}")
         state = str(health.get("status", "ok")) if isinstance(health, dict) else "ok"
-        comfy = health.get("comfyui") if isinstance(health, dict) else None
-        if isinstance(comfy, dict):
-            comfy = comfy.get("status")
-        extra = f", ComfyUI {html.escape(str(comfy))}" if comfy else ""
         css = "ryla-up" if state == "ok" else "ryla-warn"
         return (f'<span class="ryla-status {css}">● Backend {html.escape(state)}</span> at '
-                f"<code>{url}</code>{extra}")
+                f"<code>{url}</code>{_generation_note(health)}")
 
     # -- shared generation loop ----------------------------------------------------------
 

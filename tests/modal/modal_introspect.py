@@ -84,3 +84,18 @@ def method_params(cls: modal.Cls, name: str) -> Any:
 
 def raw_method(cls: modal.Cls, name: str) -> Any:
     return synchronizer._translate_in(cls._get_partial_functions()[name]).raw_f
+
+
+def raw_function(fn: modal.Function) -> Any:
+    """The Python function an @app.function decorated."""
+    return synchronizer._translate_in(fn)._raw_f
+
+
+def webhook_config(obj: modal.Function) -> Any:
+    """The web endpoint config of a function (None when it serves no endpoint)."""
+    return function_options(obj).get("webhook_config")
+
+
+def uses_image(options: dict[str, Any], image: modal.Image) -> bool:
+    """Whether a function was declared with this image."""
+    return options["image"] is synchronizer._translate_in(image)

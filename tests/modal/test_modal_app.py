@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import modal
 import pytest
 import yaml
 
@@ -20,9 +21,11 @@ from tests.modal.modal_introspect import (
     local_python_sources,
     method_flags,
     method_params,
-    raw_method,
+    raw_function,
     secret_names,
+    uses_image,
     volume_names,
+    webhook_config,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,20 +51,22 @@ def test_app_name() -> None:
     assert m.app.name == "ryla-comfyui"
 
 
-def test_gpu_class_mounts_models_at_comfyui_models_dir_and_loras_where_the_backend_reads() -> None:
-    opts = function_options(m.ComfyBackend)
-    mounts = volume_names(opts)
+def test_both_tiers_mount_models_at_comfyui_models_dir_and_loras_where_the_backend_reads() -> None:
+    mounts = volume_names(function_options(m.ComfyUIWorker))
     assert mounts == {f"{m.COMFYUI_DIR}/models": "ryla-models", "/loras": "ryla-loras"}
+    # the web tier validates against, and uploads LoRAs to, the very same Volumes
+    assert volume_names(function_options(m.web)) == mounts
     settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
     assert mounts[str(settings.models_dir)] == "ryla-models"
     assert mounts[str(settings.lora_dir)] == "ryla-loras"
-    assert settings.comfyui_url == f"http://127.0.0.1:{m.COMFYUI_PORT}"
     # ComfyUI itself is told that the LoRA Volume is a "loras" folder
     extra = yaml.safe_load(m.EXTRA_MODEL_PATHS_YAML)
     assert [v["loras"] for v in extra.values()] == [str(settings.lora_dir)]
     cmd = m.comfyui_command()
     assert cmd[cmd.index("--extra-model-paths-config") + 1] == m.EXTRA_MODEL_PATHS
     assert cmd[cmd.index("--port") + 1] == str(m.COMFYUI_PORT)
+    assert cmd[cmd.index("--listen") + 1] == "127.0.0.1"  # only this container talks to it
+    assert m.COMFYUI_URL == f"http://127.0.0.1:{m.COMFYUI_PORT}"
     written = [c for c in image_commands(m.image) if m.EXTRA_MODEL_PATHS in c]
     assert len(written) == 1
     printed = re.search(r"printf '(.*)' >", written[0]).group(1).replace("\\n", "\n")
@@ -69,35 +74,63 @@ def test_gpu_class_mounts_models_at_comfyui_models_dir_and_loras_where_the_backe
     assert f"RUN rm -rf {m.MODELS_DIR}" in image_commands(m.image)  # empty mount point
 
 
-def test_gpu_class_scaling_snapshot_and_secret_options() -> None:
-    opts = function_options(m.ComfyBackend)
+def test_gpu_class_takes_one_input_per_container_so_a_burst_fans_out() -> None:
+    opts = function_options(m.ComfyUIWorker)
     assert opts["gpu"] == "H100"
+    # one prompt per container: a 5-request burst is 5 inputs on 5 containers, up to
+    # max_containers, never a queue inside one container
+    assert opts["max_concurrent_inputs"] == m.GPU_INPUTS_PER_CONTAINER == 1
+    assert opts["target_concurrent_inputs_int"] in (None, 0, 1)
+    assert opts["max_containers"] == m.MAX_CONTAINERS >= 5
+    assert opts["scaledown_window"] == 300 and opts["min_containers"] == 0
     assert opts["enable_memory_snapshot"] is True
     assert opts["experimental_options"] == {"enable_gpu_snapshot": "True"}
-    assert opts["max_concurrent_inputs"] == m.MAX_INPUTS == 4
-    assert opts["target_concurrent_inputs_int"] == m.TARGET_INPUTS < m.MAX_INPUTS
-    assert opts["scaledown_window"] == 300 and opts["min_containers"] == 0
     assert opts["timeout"] > 600  # longer than the backend's generation deadline
-    assert secret_names(opts) == ["ryla-api-token"]
-    flags = method_flags(m.ComfyBackend)
+    assert secret_names(opts) == []  # only the web tier checks tokens
+    flags = method_flags(m.ComfyUIWorker)
     assert flags["start_comfyui"].name == "ENTER_PRE_SNAPSHOT"
     assert flags["after_restore"].name == "ENTER_POST_SNAPSHOT"
     assert flags["stop_comfyui"].name == "EXIT"
+    assert flags["run_graph"].name == "CALLABLE_INTERFACE"
+
+
+def test_no_gpu_function_serves_a_web_endpoint_and_the_web_tier_has_no_gpu() -> None:
+    modal_objects = {name: obj for name, obj in vars(m).items()
+                     if isinstance(obj, (modal.Function, modal.Cls))}
+    assert set(modal_objects) == {"download_models", "ComfyUIWorker", "web"}
+    for name in method_flags(m.ComfyUIWorker):
+        assert method_params(m.ComfyUIWorker, name).webhook_config is None, name
+    assert webhook_config(m.download_models) is None
+    web = function_options(m.web)
+    assert web["gpu"] is None and web["enable_memory_snapshot"] is False
+    assert web["webhook_config"].requested_suffix == "ryla-comfyui"
+    from modal_proto import api_pb2
+
+    assert web["webhook_config"].type == api_pb2.WEBHOOK_TYPE_ASGI_APP
+    assert secret_names(web) == ["ryla-api-token"]
+    assert web["max_concurrent_inputs"] == m.WEB_MAX_INPUTS > 1  # requests mostly wait
+    assert web["timeout"] > 600  # a long generation outlives Modal's 150 s HTTP cut
+    assert uses_image(web, m.cpu_image)
+    lines = " ".join(image_commands(m.cpu_image))
+    assert "torch" not in lines and "ComfyUI" not in lines  # a small image, fast to start
+    assert local_python_sources(m.cpu_image) >= {"backend", "workflows"}
 
 
 def test_gpu_and_snapshot_are_configurable_at_deploy_time(tmp_path: Path) -> None:
     code = (
         "import json, backend.modal_app as m\n"
         "from tests.modal.modal_introspect import function_options, method_flags\n"
-        "o = function_options(m.ComfyBackend)\n"
-        "flags = [f.name for f in method_flags(m.ComfyBackend).values()]\n"
+        "o = function_options(m.ComfyUIWorker)\n"
+        "flags = [f.name for f in method_flags(m.ComfyUIWorker).values()]\n"
         "print(json.dumps([o['gpu'], o['enable_memory_snapshot'], o['experimental_options'],"
-        " o['min_containers'], flags]))"
+        " o['min_containers'], o['max_containers'], o['scaledown_window'], flags]))"
     )
     out = _import_in_subprocess({"RYLA_MODAL_GPU": "A100-80GB", "RYLA_MODAL_GPU_SNAPSHOT": "0",
-                                 "RYLA_MODAL_MIN_CONTAINERS": "1"}, code, tmp_path)
-    gpu, snapshot, experimental, min_containers, flags = json.loads(out)
+                                 "RYLA_MODAL_MIN_CONTAINERS": "1", "RYLA_MODAL_MAX_CONTAINERS": "8",
+                                 "RYLA_MODAL_SCALEDOWN_S": "60"}, code, tmp_path)
+    gpu, snapshot, experimental, min_containers, max_containers, scaledown, flags = json.loads(out)
     assert (gpu, snapshot, experimental, min_containers) == ("A100-80GB", False, {}, 1)
+    assert (max_containers, scaledown) == (8, 60)
     assert "ENTER_PRE_SNAPSHOT" not in flags and flags.count("ENTER_POST_SNAPSHOT") == 2
 
 
@@ -133,7 +166,7 @@ def test_download_function_has_the_models_volume_and_hf_secret_and_no_gpu() -> N
     assert volume_names(opts) == {m.MODELS_DIR: "ryla-models"}
     assert secret_names(opts) == ["huggingface-secret"]
     assert opts["gpu"] is None
-    assert local_python_sources(m.download_image) >= {"backend", "workflows"}
+    assert uses_image(opts, m.cpu_image)
 
 
 def test_fill_models_volume_uses_the_manifest_and_hf_token(tmp_path: Path) -> None:
@@ -164,26 +197,28 @@ def test_settings_refuse_to_serve_without_a_token() -> None:
     assert "abc" not in repr(s)
 
 
-def test_served_asgi_app_is_the_backends_app(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_web_function_serves_the_backends_app_with_the_modal_runner(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     api = pytest.importorskip("backend.api")
-    params = method_params(m.ComfyBackend, "web")
-    assert params.webhook_config.requested_suffix == "ryla-comfyui"
-    from modal_proto import api_pb2
+    from backend.modal_dispatch import ModalGraphRunner
 
-    assert params.webhook_config.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
-    made: list[object] = []
+    made: list[tuple[object, object, object]] = []
     real_create_app = api.create_app
 
-    def recording_create_app(settings):  # type: ignore[no-untyped-def]
-        made.append((settings, real_create_app(settings)))
-        return made[-1][1]
+    def recording_create_app(settings, runner=None):  # type: ignore[no-untyped-def]
+        made.append((settings, runner, real_create_app(settings, runner)))
+        return made[-1][2]
 
     monkeypatch.setattr(api, "create_app", recording_create_app)
-    obj = type("Instance", (), {})()
-    obj.settings = m.deployment_settings({"RYLA_API_TOKEN": "tok"})
-    served = raw_method(m.ComfyBackend, "web")(obj)
-    assert len(made) == 1 and served is made[0][1] and made[0][0] is obj.settings
-    reference = {getattr(r, "path", None) for r in real_create_app(obj.settings).routes}
+    monkeypatch.setenv("RYLA_API_TOKEN", "tok")
+    served = raw_function(m.web)()
+    [(settings, runner, app)] = made
+    assert served is app and settings.api_token == "tok"
+    assert isinstance(runner, ModalGraphRunner)
+    assert isinstance(runner.gpu, m.ModalGpuFunction)
+    assert runner.cold_start_s == m.COLD_START_S
+    assert runner.validator.models_dir == Path(m.MODELS_DIR)
+    reference = {getattr(r, "path", None) for r in real_create_app(settings).routes}
     assert {getattr(r, "path", None) for r in served.routes} == reference
 
 
@@ -191,9 +226,9 @@ def test_served_app_requires_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("backend.api")
     from fastapi.testclient import TestClient
 
-    monkeypatch.setattr(m, "_reload_loras", lambda: None)  # no Volume offline
+    monkeypatch.setattr(m, "_reload_models", lambda: None)  # no Volume offline
     settings = m.deployment_settings({"RYLA_API_TOKEN": "s3cret"})
-    client = TestClient(m.build_asgi_app(settings))
+    client = TestClient(m.build_asgi_app(settings, m.web_runner(settings)))
     assert client.get("/models").status_code == 401
     assert client.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code != 401
+    assert client.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
