@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import re
 import secrets
 import time
@@ -27,7 +26,6 @@ from backend.settings import Settings
 from workflows.request_models import MAX_SEED, CharacterRequest, FluxLoraRequest, WorkflowRequest
 from workflows.render import render_workflow
 
-log = logging.getLogger(__name__)
 
 PIPELINE_OF_ROUTE = {"/flux-dev": "flux-dev", "/flux": "flux-schnell", "/flux-lora": "flux-lora",
                      "/wan2": "wan2"}
