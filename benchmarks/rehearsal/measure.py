@@ -117,6 +117,22 @@ def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: in
         r.run(f"mixed {tag}: dev", dev(f"mixed end {n}", 240 + n), "dev")
 
 
+def fast_mode(r: Rehearsal, runs: int = 4) -> None:
+    """Flux Dev 1024x1024/28 with fp8 weights and fp8 matrix multiplication (ComfyUI's
+    `fp8_e4m3fn_fast` weight dtype) against the bf16 default, on the same server."""
+    for i in range(2):
+        r.run("bf16 dev 1024/28", dev(f"bf16 {i}", 300 + i), "dev")
+    graph = render_workflow("flux-dev", dev("fp8", 310), seed=310)
+    for node in graph.values():
+        if node["class_type"] == "UNETLoader":
+            node["inputs"]["weight_dtype"] = "fp8_e4m3fn_fast"
+    for i in range(runs):
+        for node in graph.values():
+            if node["class_type"] == "KSampler":
+                node["inputs"]["seed"] = 320 + i
+        r.run("fp8_e4m3fn_fast dev 1024/28" + (" first" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
+
+
 def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON line stack.py printed (start figures: comfyui_ready_s, warm-up, prefetch)")
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
-    p.add_argument("--phase", choices=("routes", "mixed", "all"), default="all")
+    p.add_argument("--phase", choices=("routes", "mixed", "fast", "all"), default="all")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -165,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         every_route(r, reference, lora_ids)
     if a.phase in ("mixed", "all"):
         mixed_sequence(r, reference, lora_ids)
+    if a.phase in ("fast", "all"):
+        fast_mode(r)
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
     start.pop("command", None)
     start_epoch = start.pop("start_epoch", None)

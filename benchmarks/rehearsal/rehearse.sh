@@ -3,10 +3,15 @@
 # backend started the way backend/modal_app.py starts it, random-weight model files of the
 # real architectures for every pipeline, and every route requested through ryla's client.
 # Run on the GPU machine from the repository root, with .gpu/ (benchmarks/rehearsal/prepare.sh)
-# carried:
-#   benchmarks/rehearsal/rehearse.sh setup       wheels, ComfyUI, weights (~4 min, once per machine)
-#   benchmarks/rehearsal/rehearse.sh routes      cold start + every route   -> $OUT/<date>-<gpu>.json
-#   benchmarks/rehearsal/rehearse.sh mixed MODE [COMFYUI ARGS...]   the mixed sequence under MODE
+# carried. Steps (several may follow each other in one call):
+#   rehearse.sh setup                          wheels, ComfyUI, weights (~2.5 min, once per machine)
+#   rehearse.sh startup [COMFYUI ARGS...]      where ComfyUI's start goes (import times), cache dropped
+#   rehearse.sh routes MODE [ARGS...]          cold start + every route
+#   rehearse.sh mixed MODE [ARGS...]           the mixed Dev/Schnell/LoRA/PuLID sequence
+#   rehearse.sh fast MODE [ARGS...]            Flux Dev in bf16 and in fp8 (fp8_e4m3fn_fast)
+# MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
+# --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
+# Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
 set -u; export PYTHONUNBUFFERED=1
 O=${OUT:-/tmp/out}; mkdir -p "$O"
 W=/tmp/rehearsal; C=$W/cu/ComfyUI; M=$C/models; X=/dev/shm/ryla-models; L=$W/loras
@@ -14,66 +19,78 @@ export PYTHONPATH=/tmp/site:$PWD RYLA_API_TOKEN=rehearsal
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 GPU_SLUG=$(echo "$GPU" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-' | sed 's/nvidia-//')
 since() { python3 -c "import time; print(round(time.time() - $1, 1))"; }
+drop_cache() { sync; echo 3 > /proc/sys/vm/drop_caches && echo "page cache dropped"; }
 
 setup() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  df -h /tmp /dev/shm | tail -2
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 1
   mkdir -p $W/cu $L && tar -xzf .gpu/comfyui.tar.gz -C $W/cu
   mkdir -p $M/insightface/models && cp -r .gpu/antelopev2 $M/insightface/models/   # stand-ins
   t0=$(date +%s.%N)
   # Flux Dev and its encoders on the disk (the cold start reads them); the rest in RAM.
   python3 benchmarks/rehearsal/make_weights.py $C $M \
-     --only flux1-dev.safetensors,t5xxl_fp16.safetensors,clip_l.safetensors,ae.safetensors > $O/weights-disk.txt 2>&1 &
+     --only flux1-dev.safetensors,t5xxl_fp16.safetensors,clip_l.safetensors,ae.safetensors > $W/weights-disk.txt 2>&1 &
   python3 benchmarks/rehearsal/make_weights.py $C $M --extra-dir $X --lora-out $W/lora-a.safetensors \
      --only flux1-schnell.safetensors,sd_xl_base_1.0.safetensors,instantid_controlnet.safetensors,ip-adapter.bin,pulid_flux_v0.9.1.safetensors,EVA02_CLIP_L_336_psz14_s6B.pt,detection_Resnet50_Final.pth,parsing_bisenet.pth,wan2.1_t2v_1.3B_fp16.safetensors,umt5_xxl_fp8_e4m3fn_scaled.safetensors,wan_2.1_vae.safetensors \
-     > $O/weights-ram.txt 2>&1
+     > $W/weights-ram.txt 2>&1
   wait
-  grep -l Traceback $O/weights-*.txt && { tail -20 $O/weights-*.txt; exit 1; }
+  grep -l Traceback $W/weights-*.txt && { tail -20 $W/weights-*.txt; exit 1; }
   cp $W/lora-a.safetensors $W/lora-b.safetensors
-  grep -vi warn $O/weights-*.txt | grep -E "GB written|params|LoRA|Error|error" | tail -40
   echo "weights written in $(since $t0) s"; df -h /tmp /dev/shm | tail -2
   mkdir -p $W/fe && echo "<html></html>" > $W/fe/index.html
 }
 
 stop_stack() { pkill -f benchmarks.rehearsal.stack; pkill -f "$C/main.py"; sleep 3; }
 
-start_stack() { # $1 label, rest: extra ComfyUI arguments (--prefetch=P / --warm-up=P go to stack.py)
+start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch=P / --warm-up=P go to stack.py)
   local label=$1; shift
   local extra=(); for a in "$@"; do case $a in --prefetch=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
   rm -rf $W/data
   (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --models-dir $M --lora-dir $L \
-     --data-dir $W/data --port 8000 --front-end-root $W/fe --log $O/comfy-$label.log "${extra[@]}" \
+     --data-dir $W/data --port 8000 --front-end-root $W/fe --log $W/comfy-$label.log "${extra[@]}" \
      < /dev/null > $W/stack-$label.out 2>&1 &)
-  for i in $(seq 1 1200); do grep -q comfyui_ready_s $W/stack-$label.out 2>/dev/null && break; sleep 0.25; done
+  for i in $(seq 1 1200); do grep -q comfyui_ready_s $W/stack-$label.out 2>/dev/null && break
+    pgrep -f benchmarks.rehearsal.stack >/dev/null || break; sleep 0.25; done
   head -1 $W/stack-$label.out | grep -q comfyui_ready_s \
-    || { echo "stack did not start"; tail -30 $W/stack-$label.out $O/comfy-$label.log; exit 1; }
-  echo "$label: $(head -1 $W/stack-$label.out | cut -c1-300)"
+    || { echo "stack did not start"; tail -30 $W/stack-$label.out $W/comfy-$label.log; return 1; }
+  echo "$label: $(head -1 $W/stack-$label.out | cut -c1-400)"
 }
 
-drop_cache() { sync; echo 3 > /proc/sys/vm/drop_caches && echo "page cache dropped"; }
+measure() { # $1 step, $2 mode, rest: stack arguments
+  local step=$1 mode=$2; shift 2
+  stop_stack; drop_cache
+  start_stack $step-$mode "$@" || return 1
+  python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
+     --stack-figures $W/stack-$step-$mode.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
+     --lora $W/lora-b.safetensors --mode "$mode" --phase $step \
+     --out "$O/$(date +%F)-$GPU_SLUG-$step-$mode.json" | grep -v '^{'
+  rm -f "$O/$(date +%F)-$GPU_SLUG-$step-$mode.jsonl"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  { cat $W/stack-$step-$mode.out | head -1
+    grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Unloaded|Error|error|Traceback|Import times|seconds" $W/comfy-$step-$mode.log | tail -120
+  } > $O/log-$step-$mode.txt
+}
 
 case "${1:-}" in
 setup) setup ;;
-routes)
-  stop_stack; drop_cache
-  start_stack routes
-  python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --stack-figures $W/stack-routes.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
-     --lora $W/lora-b.safetensors --mode default --phase routes \
-     --out "$O/$(date +%F)-$GPU_SLUG.json"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader
-  grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Error|error|Traceback" $O/comfy-routes.log | tail -40
+startup)  # where ComfyUI's start goes: import times with the page cache dropped
+  shift; drop_cache
+  t0=$(date +%s.%N)
+  (cd $C && python3 -X importtime main.py --quick-test-for-ci --disable-auto-launch --front-end-root $W/fe "$@" \
+     > $W/startup-log.txt 2> $W/importtime.txt)
+  echo "ComfyUI start to exit (--quick-test-for-ci $*): $(since $t0) s"
+  python3 - $W/importtime.txt <<'PY'
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    if line.startswith("import time:") and "cumulative" not in line:
+        _, cum_us, name = [x.strip() for x in line[len("import time:"):].split("|")]
+        rows.append((int(cum_us), name))
+top = sorted(rows, reverse=True)[:30]
+print("slowest imports, cumulative s:", ", ".join(f"{n} {c / 1e6:.2f}" for c, n in top))
+PY
+  grep -E "seconds|Import times|took|Total VRAM|pinned|Enabled|Using|Set vram" $W/startup-log.txt | head -20
   ;;
-mixed)
-  mode=$2; shift 2
-  stop_stack; drop_cache
-  start_stack "$mode" "$@"
-  python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --stack-figures $W/stack-$mode.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
-     --lora $W/lora-b.safetensors --mode "$mode" --phase mixed \
-     --out "$O/$(date +%F)-$GPU_SLUG-$mode.json"
-  grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Error" $O/comfy-$mode.log | tail -30
-  ;;
-*) echo "usage: $0 setup | routes | mixed MODE [COMFYUI ARGS...]"; exit 2 ;;
+routes|mixed|fast) measure "$@" ;;
+*) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
 esac

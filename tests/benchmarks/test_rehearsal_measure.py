@@ -37,3 +37,19 @@ def test_every_route_is_requested_and_recorded(backend_server, faces: Path, tmp_
     # the mixed sequence marks each change of model family as a switch
     mixed = [r for r in per_request if r["label"].startswith("mixed first")]
     assert [r["switch"] for r in mixed][1:] == ["schnell", "lora:rehearsal-a", "lora:rehearsal-b", "pulid", "dev"]
+
+
+def test_summary_names_the_card_and_every_request(tmp_path: Path) -> None:
+    from benchmarks.rehearsal.summarize import summarize
+
+    rows = [{"label": "flux-dev first (cold)", "route": "/flux-dev", "method": None, "status": 200,
+             "wall_s": 38.07, "gpu": "NVIDIA H100 80GB HBM3", "mode": "default", "switch": None,
+             "comfyui_ready_s": 26.1, "first_image_s": 38.07},
+            {"label": "flux first", "route": "/flux", "method": None, "status": 503, "wall_s": 0.3,
+             "gpu": "NVIDIA H100 80GB HBM3", "mode": "default", "switch": "schnell"}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(rows))
+    text = summarize(path)
+    assert "NVIDIA H100 80GB HBM3" in text and "comfyui_ready_s 26.1" in text
+    assert "| flux-dev first (cold) | /flux-dev |  | 200 | 38.07 |  |" in text
+    assert "| flux first | /flux |  | 503 | 0.30 | schnell |" in text
