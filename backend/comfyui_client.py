@@ -15,7 +15,7 @@ import mimetypes
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
 import httpx
@@ -27,7 +27,8 @@ from backend.errors import (ApiError, ComfyUIJobFailed, ComfyUIUnavailable, Dead
 from backend.graph_errors import (install_hint, is_missing_model, problems_from_comfyui,
                                   to_api_error)
 from backend.snapshot_validation import snapshot_object_info
-from workflows.object_info import IMPLICIT_MODEL_FILES, with_input_images
+from workflows.object_info import (FOLDER_ALIASES, IMPLICIT_MODEL_FILES, comfyui_lists,
+                                   with_input_images)
 from workflows.validate import validate_graph
 
 log = logging.getLogger(__name__)
@@ -187,21 +188,44 @@ class ComfyUIClient:
         await self._check_implicit_files(graph)
 
     async def _check_implicit_files(self, graph: dict[str, Any]) -> None:
-        """Files that nodes load without naming them (insightface, EVA-CLIP): asked of
-        ComfyUI's GET /models/<folder>; skipped when that route is not there."""
+        """Files that nodes load without naming them (insightface, EVA-CLIP, facexlib).
+        ComfyUI's GET /models/<folder> is asked for those it lists; it never lists the
+        rest (antelopev2's .onnx: not a model extension), so those are looked for in the
+        models directory the backend shares with ComfyUI (on Modal one Volume, mounted at
+        the same path for both)."""
         needed = {pair for node in graph.values() if isinstance(node, dict)
                   for pair in IMPLICIT_MODEL_FILES.get(node.get("class_type", ""), ())}
         listed: dict[str, set[str] | None] = {}
         for folder, name in sorted(needed):
-            if folder not in listed:
-                response = await self._request("GET", f"/models/{folder}")
-                ok = response.status_code == 200 and isinstance(response.json(), list)
-                listed[folder] = set(response.json()) if ok else None
-            present = listed[folder]
-            if present is not None and name not in present:
+            if comfyui_lists(name):
+                if folder not in listed:
+                    listed[folder] = await self._listed_model_files(folder)
+                present = listed[folder]
+                # a ComfyUI without that folder or route: the shared directory decides
+                found = name in present if present is not None else self._on_disk(folder, name)
+                where = ""
+            else:
+                found = self._on_disk(folder, name)
+                where = (f" (ComfyUI does not list {PurePosixPath(name).suffix} files, so the "
+                         f"backend looked in {self.models_dir / folder}: its models directory "
+                         "must be ComfyUI's, set by RYLA_MODELS_DIR / --models-dir)")
+            if not found:
                 raise ModelNotInstalled(
-                    f"model file {name!r} is not installed in ComfyUI's models/{folder}: "
+                    f"model file {name!r} is not installed in ComfyUI's models/{folder}{where}: "
                     f"{install_hint(folder, name, self.models_dir)}", field=folder)
+
+    async def _listed_model_files(self, folder: str) -> set[str] | None:
+        """ComfyUI's GET /models/<folder>; None when it has no such folder or route."""
+        response = await self._request("GET", f"/models/{folder}")
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        return set(body) if isinstance(body, list) else None
+
+    def _on_disk(self, folder: str, name: str) -> bool:
+        return any((self.models_dir / f / name).is_file()
+                   for f in (folder, *FOLDER_ALIASES.get(folder, ())))
 
     # --- the job ------------------------------------------------------------------
     async def upload_image(self, data: bytes, name: str) -> str:

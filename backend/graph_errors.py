@@ -42,9 +42,16 @@ def install_hint(folder: str, name: str, models_dir: Path) -> str:
         return f"put {name!r} into ComfyUI's models/{folder} folder ({target})"
     gated = (" It is gated: accept its licence on huggingface.co and set HF_TOKEN."
              if entry.gated else "")
+    dest = target / entry.local_name
+    if entry.local_name.endswith(entry.filename):
+        # hf download keeps the repo path under --local-dir: this one lands on dest
+        local_dir = target / entry.local_name[:-len(entry.filename)]
+        how = f"`hf download {entry.repo_id} {entry.filename} --local-dir {local_dir}`"
+    else:
+        how = (f"`hf download {entry.repo_id} {entry.filename} --local-dir {target}` "
+               f"and moving {target / entry.filename} there")
     return (f"download {entry.filename} from the Hugging Face repo {entry.repo_id} "
-            f"({entry.size_bytes / 1e9:.1f} GB) into {target / entry.local_name}, e.g. "
-            f"`hf download {entry.repo_id} {entry.filename} --local-dir {target}`.{gated}")
+            f"({entry.size_bytes / 1e9:.1f} GB) into {dest}, e.g. {how}.{gated}")
 
 
 def missing_model_message(problem: GraphProblem, models_dir: Path) -> str:

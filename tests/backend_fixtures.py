@@ -33,7 +33,9 @@ class BackendServer:
         self.double = double
         self.data_dir = base_dir / "data"
         self.lora_dir = base_dir / "loras"
-        self.models_dir = base_dir / "models"
+        # ComfyUI's models directory, shared as on Modal (one Volume, one path for both):
+        # the backend reads there the files ComfyUI does not list (antelopev2's .onnx).
+        self.models_dir = double.models_dir
         self.settings = replace(
             Settings(comfyui_url=double.url, models_dir=self.models_dir, lora_dir=self.lora_dir,
                      data_dir=self.data_dir, deadline_s=TEST_DEADLINE_S),

@@ -106,11 +106,12 @@ MODEL_MANIFEST: tuple[ModelFile, ...] = (
         "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors", "pulid",
         1_142_099_520, False, (PULID,), "pulid_flux_v0.9.1.safetensors",
     ),
-    # PulidFluxEvaClipLoader looks in models/clip (the local_dir it passes to
-    # hf_hub_download) before fetching QuanSun/EVA-CLIP at run time; installing it
-    # there means nothing is fetched while a job runs.
+    # PulidFluxEvaClipLoader finds it with folder_paths.get_full_path("text_encoders",
+    # ...) and passes its directory to hf_hub_download as local_dir, so nothing is
+    # fetched from QuanSun/EVA-CLIP while a job runs. "text_encoders" is the folder
+    # upstream ComfyUI reports (it reads the legacy models/clip too).
     ModelFile(
-        "QuanSun/EVA-CLIP", "EVA02_CLIP_L_336_psz14_s6B.pt", "clip",
+        "QuanSun/EVA-CLIP", "EVA02_CLIP_L_336_psz14_s6B.pt", "text_encoders",
         856_461_210, False, (PULID,), "EVA02_CLIP_L_336_psz14_s6B.pt",
     ),
     # ApplyPulidFlux builds facexlib's FaceRestoreHelper (retinaface_resnet50 +

@@ -13,7 +13,7 @@ import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 SNAPSHOT_PATH = Path(__file__).with_name("comfyui_object_info.json")
@@ -43,7 +43,9 @@ MODEL_FILE_INPUTS: dict[tuple[str, str], str] = {
 }
 
 # Nodes that load fixed files without naming them in an input: ComfyUI cannot
-# validate these, so the manifest must cover them and the backend must check them.
+# validate these, so the manifest must cover them and the backend must check them
+# (backend/comfyui_client.py: through GET /models/<folder> where ComfyUI lists the file,
+# on the shared models directory where it cannot, see COMFYUI_LISTED_EXTENSIONS).
 IMPLICIT_MODEL_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     "InstantIDFaceAnalysis": tuple(
         ("insightface", f"models/antelopev2/{name}")
@@ -55,7 +57,9 @@ IMPLICIT_MODEL_FILES: dict[str, tuple[tuple[str, str], ...]] = {
         for name in ("1k3d68.onnx", "2d106det.onnx", "genderage.onnx",
                      "glintr100.onnx", "scrfd_10g_bnkps.onnx")
     ),
-    "PulidFluxEvaClipLoader": (("clip", "EVA02_CLIP_L_336_psz14_s6B.pt"),),
+    # found through folder_paths.get_full_path("text_encoders", ...), which reads
+    # models/text_encoders and the legacy models/clip
+    "PulidFluxEvaClipLoader": (("text_encoders", "EVA02_CLIP_L_336_psz14_s6B.pt"),),
     "ApplyPulidFlux": (
         ("facexlib", "detection_Resnet50_Final.pth"),
         ("facexlib", "parsing_bisenet.pth"),
@@ -67,6 +71,18 @@ FOLDER_ALIASES: dict[str, tuple[str, ...]] = {
     "text_encoders": ("clip",),
     "diffusion_models": ("unet",),
 }
+
+# ComfyUI's folder_paths.supported_pt_extensions. Upstream's GET /models/<folder> and its
+# choice lists hold only files with one of these extensions (compared lower-cased); the
+# node packs register instantid, pulid, insightface and facexlib with the same set, so
+# insightface's antelopev2 .onnx files are never listed, even when present.
+COMFYUI_LISTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
+
+
+def comfyui_lists(name: str) -> bool:
+    """Whether ComfyUI lists a model file of this name in its folders at all."""
+    return PurePosixPath(name).suffix.lower() in COMFYUI_LISTED_EXTENSIONS
 
 IMAGE_INPUTS: tuple[tuple[str, str], ...] = (("LoadImage", "image"), ("LoadImageMask", "image"))
 

@@ -237,7 +237,7 @@ class _Validator:
                 "return_type_mismatch", name,
                 f"{self.where(node_id)}, input '{name}' expects {input_type} but is linked to "
                 f"output {index} of node {source_id} ({source_class}), which gives {received_type}.",
-                f"{name}, {received_type} != {input_type}",
+                f"{name}, received_type({received_type}) mismatch input_type({input_type})",
                 {"input_name": name, "input_config": config, "received_type": received_type,
                  "linked_node": link}), True
         try:

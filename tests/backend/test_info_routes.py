@@ -8,6 +8,7 @@ from workflows.manifest import MODEL_MANIFEST
 
 
 def test_models_reports_present_and_missing(backend_server):
+    backend_server.double.set_installed({})  # the models directory both of them read
     first = MODEL_MANIFEST[0]
     path = backend_server.settings.models_dir / first.folder / first.local_name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ def valid_image(path: Path) -> bool:
 
 
 def test_models_lists_the_manifest_with_present_and_missing(ryla: Callable[..., Run], backend_server) -> None:
+    backend_server.double.set_installed({})  # the models directory both of them read
     installed = MODEL_MANIFEST[0]
     target = backend_server.models_dir / installed.folder / installed.local_name
     target.parent.mkdir(parents=True)

@@ -326,7 +326,7 @@ class _Run:
                 Image.fromarray(frame).save(path, format="PNG", compress_level=1)
                 entries.append(path)
         ui: dict[str, Any] = {"images": [
-            {"abs_path": str(p), "filename": p.name, "subfolder": subfolder, "type": kind}
+            {"filename": p.name, "subfolder": subfolder, "type": kind}
             for p in entries]}
         if class_type in ANIMATED_SAVERS:
             ui["animated"] = [True]

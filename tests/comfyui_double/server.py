@@ -40,25 +40,21 @@ from tests.comfyui_double.executor import (
     JobContext,
     run_job,
 )
-from workflows.manifest import MODEL_MANIFEST
-from workflows.object_info import load_object_info, with_installed_files
+from workflows.manifest import MODEL_MANIFEST, installed_by_folder
+from workflows.object_info import (FOLDER_ALIASES, comfyui_lists, load_object_info,
+                                   with_installed_files)
 from workflows.validate import PROMPT_LEVEL_KINDS, failed_outputs, validate_graph
 
 COMFYUI_VERSION = "0.12.1"
-# GET /models as recorded (the duplicates are the real server's).
+# GET /models as upstream ComfyUI v0.12.1 with both node packs answers (api_examples.md).
 MODEL_FOLDERS = [
-    "checkpoints", "configs", "vae", "text_encoders", "clip", "loras", "diffusion_models",
-    "unet", "clip_vision", "style_models", "embeddings", "diffusers", "vae_approx",
-    "controlnet", "t2i_adapter", "diff_controlnet", "gligen", "upscale_models", "custom_nodes",
-    "hypernetworks", "photomaker", "classifiers", "huggingface", "model_patches",
-    "audio_encoders", "latent_upscale_models", "huggingface_cache", "xet",
-    "web_custom_versions", "instantid", "instantid", "pulid", "pulid", "insightface",
-    "insightface", "facexlib", "facexlib",
+    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models",
+    "clip_vision", "style_models", "embeddings", "diffusers", "vae_approx", "controlnet",
+    "gligen", "upscale_models", "latent_upscale_models", "custom_nodes", "hypernetworks",
+    "photomaker", "classifiers", "model_patches", "audio_encoders", "instantid", "pulid",
+    "insightface", "facexlib",
 ]
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
-# ComfyUI's folder_paths.supported_pt_extensions: the files a models folder lists.
-MODEL_SUFFIXES = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl",
-                            ".sft"})
 MAX_WORKERS = 64  # the job thread pool's size; `workers` may not exceed it
 _CLOSE = object()  # outbox sentinel: the server closes that socket
 
@@ -101,6 +97,9 @@ class ComfyUIDouble:
                  extra_model_dirs: Mapping[str, Iterable[Path]] | None = None) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="comfyui-double-"))
+        # ComfyUI's models directory: the backend fixtures share it, as the deployment's
+        # backend and ComfyUI share the models Volume.
+        self.models_dir = self.base_dir / "models"
         self.input_dir = self.base_dir / "input"
         self.output_dir = self.base_dir / "output"
         self.temp_dir = self.base_dir / "temp"
@@ -132,7 +131,7 @@ class ComfyUIDouble:
         for folder in (self.input_dir, self.output_dir, self.temp_dir):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True, exist_ok=True)
-        self.installed: dict[str, list[str]] = default_installed()
+        self.set_installed(default_installed())
         self.history: dict[str, dict] = {}
         self.pending: collections.deque[Job] = collections.deque()
         self.running_jobs: list[Job] = []  # in start order
@@ -171,8 +170,9 @@ class ComfyUIDouble:
         await self._runner.cleanup()
 
     def reset(self) -> None:
-        """Back to a fresh double: no jobs, history, files or faults; all models installed;
-        one worker. Extra model dirs stay (they are the deployment's configuration)."""
+        """Back to a fresh double: no jobs, history, files or faults; every manifest model
+        file installed (an empty placeholder); one worker. Extra model dirs stay (they are
+        the deployment's configuration)."""
         self._interrupt_everything()
         if self._thread.is_alive():
             # Interrupted jobs end at their next step; wait, so none lands in the new history.
@@ -249,13 +249,24 @@ class ComfyUIDouble:
             paths.append(Path(path))
 
     def model_files(self) -> dict[str, list[str]]:
-        """The installed files by folder: `installed` plus what the extra dirs hold now."""
-        files = {folder: list(names) for folder, names in self.installed.items()}
-        for folder, dirs in self.extra_model_dirs.items():
-            found = {p.relative_to(d).as_posix() for d in dirs if d.is_dir()
-                     for p in d.rglob("*") if p.is_file() and p.suffix in MODEL_SUFFIXES}
-            files[folder] = sorted(set(files.get(folder, [])) | found)
+        """What GET /models/<folder> lists, by folder: the files with a model extension
+        (never antelopev2's .onnx) in models_dir/<folder>, its legacy directory
+        (models/clip for text_encoders, models/unet for diffusion_models) and the extra
+        dirs, read now, as upstream ComfyUI's folder_paths does."""
+        files: dict[str, list[str]] = {}
+        for folder in MODEL_FOLDERS:
+            dirs = [self.models_dir / name for name in (folder, *FOLDER_ALIASES.get(folder, ()))]
+            dirs += self.extra_model_dirs.get(folder, [])
+            files[folder] = sorted({p.relative_to(d).as_posix() for d in dirs if d.is_dir()
+                                    for p in d.rglob("*")
+                                    if p.is_file() and comfyui_lists(p.name)})
         return files
+
+    @property
+    def installed(self) -> dict[str, list[str]]:
+        """Every file in models_dir by folder, .onnx included (what set_installed wrote)."""
+        return {folder: names for folder, names in installed_by_folder(self.models_dir).items()
+                if names}
 
     def fail_next(self, message: str = "simulated failure") -> None:
         """The next queued job fails while executing (`execution_error` with this message)."""
@@ -272,8 +283,15 @@ class ComfyUIDouble:
         self._faults["drop"] = True
 
     def set_installed(self, installed: Mapping[str, Iterable[str]]) -> None:
-        """Replace the installed model files: ComfyUI folder -> file names."""
-        self.installed = {folder: list(files) for folder, files in installed.items()}
+        """Replace the installed model files (ComfyUI folder -> file names) with empty
+        placeholders of those names in models_dir."""
+        shutil.rmtree(self.models_dir, ignore_errors=True)
+        self.models_dir.mkdir(parents=True)
+        for folder, names in installed.items():
+            for name in names:
+                path = self.models_dir / folder / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
 
     def input_images(self) -> list[str]:
         return sorted(str(p.relative_to(self.input_dir)) for p in self.input_dir.rglob("*")
@@ -335,40 +353,44 @@ class ComfyUIDouble:
     async def _run(self, job: Job) -> None:
         self.broadcast(wire.status_msg(self.queue_remaining()))
         emit = self._job_emitter(job)
-        emit(wire.execution_start(job.prompt_id))
-        emit(wire.execution_cached(job.prompt_id))
+        # ComfyUI's history keeps [type, data] of these messages, in order.
+        kept = [wire.execution_start(job.prompt_id), wire.execution_cached(job.prompt_id)]
+        for message in kept:
+            emit(message)
         ctx = JobContext(prompt_id=job.prompt_id, graph=job.graph,
                          outputs_to_run=job.outputs_to_run, object_info=self._snapshot,
                          input_dir=self.input_dir, output_dir=self.output_dir,
                          temp_dir=self.temp_dir, emit=emit, interrupt=job.interrupt,
                          step_delay=self.step_delay, fail_message=job.fail_message,
                          hang=job.hang)
-        started = ["execution_start", "execution_cached"]
         try:
             result = await self._loop.run_in_executor(self._pool, run_job, ctx)
         except ExecutionFailed as failed:
             job.status = "error"
-            self._record(job, {}, "error", started + [f"execution_error: {failed.message}"], {})
             node_inputs = job.graph[failed.node_id]["inputs"]
-            emit(wire.execution_error(
+            final = wire.execution_error(
                 job.prompt_id, failed.node_id, failed.node_type, [], failed.message,
                 failed.exception_type,
                 [f'  File "<comfyui-double>/executor.py", in {failed.node_type}\n'],
                 {k: [v] for k, v in node_inputs.items() if not isinstance(v, list)},
-                list(dict.fromkeys(job.outputs_to_run + [failed.node_id]))))
+                list(dict.fromkeys(job.outputs_to_run + [failed.node_id])))
+            self._record(job, {}, "error", kept + [final], {})
+            emit(final)
         except Interrupted as stopped:
             job.status = "interrupted"
-            self._record(job, {}, "error", started + ["execution_interrupted"], {})
-            emit(wire.execution_interrupted(job.prompt_id, stopped.node_id, stopped.node_type,
-                                            []))
+            final = wire.execution_interrupted(job.prompt_id, stopped.node_id,
+                                               stopped.node_type, [])
+            self._record(job, {}, "error", kept + [final], {})
+            emit(final)
         else:
             job.status = "success"
             meta = {node_id: wire.output_meta(node_id) for node_id in result.outputs}
-            self._record(job, result.outputs, "success", started + ["execution_success"], meta)
-            emit(wire.execution_success(job.prompt_id))
+            final = wire.execution_success(job.prompt_id)
+            self._record(job, result.outputs, "success", kept + [final], meta)
+            emit(final)
             emit(wire.executing(job.prompt_id, None))
 
-    def _record(self, job: Job, outputs: dict, status_str: str, messages: list[str],
+    def _record(self, job: Job, outputs: dict, status_str: str, messages: list[dict],
                 meta: dict) -> None:
         # Stored before the final message goes out, so a client that reads /history on
         # execution_success always finds the job.

@@ -48,15 +48,12 @@ def validation_failure_body(problems: list[GraphProblem]) -> dict:
         problem = prompt_level[0]
         return error_body(problem.kind, comfy_message(problem), problem.details,
                           problem.extra_info)
-    errors = node_errors(problems)
-    # ComfyUI's details list only the output nodes' own errors, one "message: details" a line.
+    # ComfyUI's details list only the output nodes' own errors, one "message: details" a
+    # line; upstream's extra_info stays empty (the errors are in node_errors).
     own = [p for p in problems if p.node_id in p.dependent_outputs]
     details = "\n".join(f"{comfy_message(p)}: {p.details}" for p in own)
-    exception_type = next((p.extra_info["exception_type"] for p in own
-                           if "exception_type" in p.extra_info), "ValidationError")
     return error_body("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                      details, {"exception_type": exception_type, "node_errors": errors},
-                      errors)
+                      details, {}, node_errors(problems))
 
 
 def queued_body(prompt_id: str, number: int, problems: list[GraphProblem]) -> dict:
@@ -133,13 +130,13 @@ def execution_interrupted(prompt_id: str, node_id: str, node_type: str,
 
 def history_entry(number: int, prompt_id: str, graph: dict, client_id: str | None,
                   create_time: int, outputs_to_run: list[str], outputs: dict,
-                  status_str: str, messages: list[str], meta: dict) -> dict:
+                  status_str: str, messages: list[dict], meta: dict) -> dict:
     return {
         "prompt": [number, prompt_id, graph,
                    {"client_id": client_id, "create_time": create_time}, outputs_to_run],
         "outputs": outputs,
         "status": {"status_str": status_str, "completed": status_str == "success",
-                   "messages": messages},
+                   "messages": [[m["type"], m["data"]] for m in messages]},
         "meta": meta,
     }
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workflows.object_info import load_object_info
+from workflows.object_info import choice_options, load_object_info
 from workflows.validate import (
     GraphProblem,
     comfy_message,
@@ -161,15 +161,24 @@ def test_choice_not_in_v3_combo_options(info: dict) -> None:
     assert "'fastest'" in problem.message
 
 
+def _with_sink(info: dict) -> dict:
+    """`info` plus an output node that takes any one link, to end a graph anywhere."""
+    patched = copy.deepcopy(info)
+    patched["SinkAny"] = {"input": {"required": {"value": ["*", {}]}}, "output": [],
+                          "output_node": True}
+    return patched
+
+
 def test_long_choice_list_is_summarised_as_comfyui_does(info: dict) -> None:
-    graph = {"1": empty_image(), "2": {"class_type": "ImageApplyColorMap", "inputs": {
-        "image": ["1", 0], "colormap": "NOPE", "clip_min": True, "clip_max": False}},
-             "3": save(("2", 0))}
-    problems = [p for p in validate_graph(graph, info) if p.input_name == "colormap"]
-    problem = only(problems)
-    assert problem.details == "colormap: 'NOPE' not in (list of length 23)"
+    names = choice_options(info["KSamplerSelect"]["input"]["required"]["sampler_name"])
+    assert len(names) > 20  # ComfyUI prints a list of more than 20 by its length only
+    graph = {"1": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "NOPE"}},
+             "2": {"class_type": "SinkAny", "inputs": {"value": ["1", 0]}}}
+    problem = only(validate_graph(graph, _with_sink(info)))
+    assert problem.input_name == "sampler_name"
+    assert problem.details == f"sampler_name: 'NOPE' not in (list of length {len(names)})"
     assert problem.extra_info["input_config"] is None
-    assert "'Grayscale'" in problem.message and "3 more" in problem.message
+    assert "'euler'" in problem.message and f"{len(names) - 20} more" in problem.message
 
 
 def test_link_to_a_missing_node(info: dict) -> None:
@@ -204,7 +213,8 @@ def test_link_of_the_wrong_type(info: dict) -> None:
                    "inputs": {"width": 64, "height": 64, "batch_size": 1}},
              "2": save()}
     problem = only(validate_graph(graph, info))
-    assert (problem.kind, problem.details) == ("return_type_mismatch", "images, LATENT != IMAGE")
+    assert (problem.kind, problem.details) == (
+        "return_type_mismatch", "images, received_type(LATENT) mismatch input_type(IMAGE)")
     assert problem.extra_info["received_type"] == "LATENT"
     assert problem.extra_info["linked_node"] == ["1", 0]
     assert "LATENT" in problem.message and "IMAGE" in problem.message
@@ -240,16 +250,14 @@ def test_types_match(received: Any, wanted: Any, matches: bool) -> None:
 
 
 def test_optional_input_is_checked_when_present(info: dict) -> None:
-    patched = copy.deepcopy(info)
-    # An output node that takes the audio latent's node as its only dependency.
-    patched["SinkAny"] = {"input": {"required": {"value": ["*", {}]}}, "output": [],
-                          "output_node": True}
-    graph = {"1": {"class_type": "EmptyLatentAudio", "inputs": {"seconds": 2.0}},
+    assert "count" in info["RegexReplace"]["input"]["optional"]
+    graph = {"1": {"class_type": "RegexReplace",
+                   "inputs": {"regex_pattern": "a", "replace": "b", "string": "abc"}},
              "2": {"class_type": "SinkAny", "inputs": {"value": ["1", 0]}}}
-    assert validate_graph(graph, patched) == []
-    graph["1"]["inputs"]["batch_size"] = 0
-    problem = only(validate_graph(graph, patched))
-    assert (problem.kind, problem.input_name) == ("value_smaller_than_min", "batch_size")
+    assert validate_graph(graph, _with_sink(info)) == []
+    graph["1"]["inputs"]["count"] = -1
+    problem = only(validate_graph(graph, _with_sink(info)))
+    assert (problem.kind, problem.input_name) == ("value_smaller_than_min", "count")
 
 
 def test_hidden_inputs_are_not_required(info: dict) -> None:
