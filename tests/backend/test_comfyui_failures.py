@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.backend.helpers import SMALL, error_of, job_with_seed, output_of, records
+from tests.backend.helpers import (SMALL, data_url, error_of, image_bytes, job_with_seed,
+                                   output_of, records)
 
 # The client waits longer than any deadline here, so a 504 proves the server gave up itself.
 CLIENT_TIMEOUT_S = 30
@@ -101,6 +102,32 @@ def test_missing_model_is_503_naming_the_file_and_how_to_install(backend_server)
     assert err["code"] == "model_not_installed"
     assert "ae.safetensors" in err["message"] and "models/vae" in err["message"]
     assert "hf download" in err["message"]
+    assert not double.jobs
+
+
+@pytest.mark.parametrize(("method", "folder", "name", "listed"), [
+    ("instantid", "insightface", "models/antelopev2/1k3d68.onnx", False),
+    ("pulid", "insightface", "models/antelopev2/glintr100.onnx", False),
+    ("pulid", "text_encoders", "EVA02_CLIP_L_336_psz14_s6B.pt", True),
+    ("pulid", "facexlib", "parsing_bisenet.pth", True),
+])
+def test_missing_face_model_file_is_503_naming_it(backend_server, method, folder, name, listed):
+    # Files the face nodes open without naming them: ComfyUI lists the .pt/.pth ones in
+    # GET /models/<folder>, never the .onnx ones, which the backend finds on the models
+    # directory it shares with ComfyUI.
+    double = backend_server.double
+    double.set_installed({f: [n for n in files if n != name]
+                          for f, files in double.installed.items()})
+    r = httpx.post(f"{backend_server.url}/flux-instantid",
+                   json={"prompt": "x", "reference_image": data_url(image_bytes()),
+                         "method": method, **SMALL}, timeout=CLIENT_TIMEOUT_S)
+    assert r.status_code == 503, r.text
+    err = error_of(r)
+    assert err["code"] == "model_not_installed" and err["field"] == folder
+    assert repr(name) in err["message"] and f"models/{folder}" in err["message"]
+    assert "hf download" in err["message"]
+    # where the backend looked, for the files only the shared directory can tell about
+    assert ("RYLA_MODELS_DIR" in err["message"]) is not listed
     assert not double.jobs
 
 

@@ -286,6 +286,24 @@ def test_validation_uses_the_installed_files(comfyui_double: ComfyUIDouble) -> N
     assert files == ["other.safetensors"]
 
 
+def test_models_folders_list_model_extensions_only_as_upstream(comfyui_double: ComfyUIDouble
+                                                              ) -> None:
+    url = comfyui_double.url
+    antelope = comfyui_double.models_dir / "insightface" / "models" / "antelopev2"
+    assert (antelope / "1k3d68.onnx").is_file()  # installed, as an empty placeholder
+    # upstream never lists .onnx: it is not one of folder_paths.supported_pt_extensions
+    assert requests.get(f"{url}/models/insightface", timeout=GUARD_S).json() == []
+    assert "models/antelopev2/1k3d68.onnx" in comfyui_double.installed["insightface"]
+    # text_encoders reads the legacy models/clip too; "clip" itself is no folder upstream
+    (comfyui_double.models_dir / "clip").mkdir()
+    (comfyui_double.models_dir / "clip" / "legacy.safetensors").touch()
+    listed = requests.get(f"{url}/models/text_encoders", timeout=GUARD_S).json()
+    assert {"legacy.safetensors", "EVA02_CLIP_L_336_psz14_s6B.pt", "clip_l.safetensors"} <= set(listed)
+    assert requests.get(f"{url}/models/clip", timeout=GUARD_S).status_code == 404
+    assert requests.get(f"{url}/models/facexlib", timeout=GUARD_S).json() == [
+        "detection_Resnet50_Final.pth", "parsing_bisenet.pth"]
+
+
 def test_partly_valid_graph_runs_its_valid_outputs(comfyui_double: ComfyUIDouble,
                                                    client: Client) -> None:
     graph = small_graph()
