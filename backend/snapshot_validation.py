@@ -17,7 +17,8 @@ from typing import Any
 from backend.errors import ModelNotInstalled
 from backend.graph_errors import install_hint, is_missing_model, to_api_error
 from workflows.manifest import installed_by_folder
-from workflows.object_info import IMPLICIT_MODEL_FILES, load_object_info, with_installed_files
+from workflows.object_info import (FOLDER_ALIASES, IMPLICIT_MODEL_FILES, load_object_info,
+                                   with_installed_files)
 from workflows.validate import validate_graph
 
 
@@ -43,7 +44,10 @@ def missing_implicit_file(graph: dict[str, Any], installed: dict[str, list[str]]
     needed = {pair for node in graph.values() if isinstance(node, dict)
               for pair in IMPLICIT_MODEL_FILES.get(node.get("class_type", ""), ())}
     for folder, name in sorted(needed):
-        if name not in set(installed.get(folder, ())):
+        # ComfyUI reads text_encoders from the legacy models/clip too (EVA-CLIP on a
+        # Volume filled before it moved to text_encoders is still found)
+        folders = (folder, *FOLDER_ALIASES.get(folder, ()))
+        if not any(name in installed.get(f, ()) for f in folders):
             return ModelNotInstalled(
                 f"model file {name!r} is not installed in ComfyUI's models/{folder}: "
                 f"{install_hint(folder, name, models_dir)}", field=folder)
