@@ -45,6 +45,20 @@ def comfyui_command(comfyui_dir: str | Path, port: int, *, extra_model_paths: st
     return command + list(extra_args)
 
 
+def wait_for_comfyui(proc: subprocess.Popen[bytes], url: str, timeout_s: float) -> None:
+    """Return once ComfyUI answers GET /system_stats; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited with code {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"{url}/system_stats", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise TimeoutError(f"ComfyUI did not answer on {url} within {timeout_s:.0f} s")
+
+
 class ComfyUIProcess:
     """A ComfyUI server started as a child process."""
 
@@ -64,16 +78,7 @@ class ComfyUIProcess:
     def wait_ready(self, timeout_s: float) -> None:
         if self.proc is None:
             raise RuntimeError("ComfyUI was not started")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with code {self.proc.returncode} while starting")
-            try:
-                with urllib.request.urlopen(f"{self.url}/system_stats", timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.5)
-        raise TimeoutError(f"ComfyUI did not answer on {self.url} within {timeout_s:.0f} s")
+        wait_for_comfyui(self.proc, self.url, timeout_s)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import os
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import modal
+
+# Paths, the web tier's settings and app, ComfyUI's command line, without Modal: a
+# rehearsal on a machine without the `modal` package uses the same functions.
+from backend import comfyui_process
 
 if TYPE_CHECKING:  # the backend is imported inside the containers, where it runs
     from fastapi import FastAPI
@@ -40,28 +45,52 @@ APP_NAME = "ryla-comfyui"
 
 # ## Pinned versions
 #
-# ComfyUI v0.3.64 (tag commit below): the newest release whose core the two node packs
-# were written against; PuLID_Flux_ll patches Flux internals, so a ComfyUI bump is a
-# deliberate change, made together with the node-pack commits and re-tested.
+# Upstream ComfyUI v0.12.1 (tag commit below): the version the contract recordings in
+# ../shared/comfyui/, the CPU contract tests (../shared/tools/upstream-comfyui.sh) and the
+# GPU rehearsal ran, with these node-pack commits. PuLID_Flux_ll patches Flux internals,
+# so a ComfyUI bump is a deliberate change, made together with the node packs and
+# re-tested against a re-recorded upstream.
 COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
-COMFYUI_VERSION = "v0.3.64"
-COMFYUI_COMMIT = "637221995f7424a561bd825de3e61ea117dfe1e3"
+COMFYUI_VERSION = "v0.12.1"
+COMFYUI_COMMIT = "3be017516643d9a8d8ed85904512ed4b240ef8c6"
 INSTANTID_REPO = "https://github.com/cubiq/ComfyUI_InstantID.git"
 INSTANTID_COMMIT = "1ef34ef573581bd9727c1e0ac05aa956b356a510"
 PULID_REPO = "https://github.com/lldacing/ComfyUI_PuLID_Flux_ll.git"
 PULID_COMMIT = "ba90657fe6ffa8072ac169a949bfa5e4153bf48a"
 
-# torch from PyPI ships CUDA 12.8 wheels, which H100/A100/L40S all run.
-TORCH_PACKAGES = ("torch==2.8.0", "torchvision==0.23.0", "torchaudio==2.8.0")
-# The node packs' requirements.txt, pinned (insightface 0.7.3 builds from source:
-# debian_slim has the compiler, cython is needed first).
+# Every Python package of both images is listed here; each image installs its lists in
+# one pip resolve. tests/modal/test_image_packages.py installs the same lists, GPU stack
+# aside, into clean virtualenvs and builds what each image runs from them.
+#
+# torch 2.11.0 with its matching torchvision and torchaudio (ComfyUI's requirements name
+# all three; 2.11 is the newest torch with a torchaudio build on PyPI, and the torch the
+# GPU rehearsal machine runs). PyPI's Linux wheels are built for CUDA 13.0: the GPU
+# driver must be 580 or newer.
+TORCH_PACKAGES = ("torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.0")
+# ComfyUI's requirements.txt at COMFYUI_COMMIT, pinned (the file says how).
+COMFYUI_REQUIREMENTS = "comfyui_requirements.txt"  # in backend/, shipped with the package
+
+
+def read_requirements(name: str = COMFYUI_REQUIREMENTS) -> tuple[str, ...]:
+    """The requirement lines of a requirements file in backend/, comments left out."""
+    text = resources.files("backend").joinpath(name).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#"))
+
+
+COMFYUI_PACKAGES = read_requirements()
+# The node packs' requirements.txt, pinned. insightface 2.1 is a pure-Python wheel (no
+# compiler, no cython), the version the CPU and GPU rehearsals ran.
 CUSTOM_NODE_PACKAGES = (
-    "insightface==0.7.3",
-    "onnxruntime-gpu==1.22.0",
+    "insightface==2.1",
     "facexlib==0.3.0",
     "ftfy==6.3.1",
-    "timm==1.0.19",
+    "timm==1.0.31",
 )
+# insightface requires the CPU `onnxruntime`, which provides the same module as the GPU
+# build: the image swaps it for this one after the resolve, so the CUDA provider that the
+# graphs ask for is there (a CUDA 13 build, as torch's).
+ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"
 # What backend/ and workflows/ import, in pyproject.toml's ranges (a test checks).
 BACKEND_PACKAGES = (
     "fastapi>=0.160,<1",
@@ -75,27 +104,38 @@ BACKEND_PACKAGES = (
     "posthog>=6,<8",
 )
 HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")
+# This project's packages, added to both images as source (data files included).
+LOCAL_PACKAGES = ("backend", "workflows")
+# The GPU image (ComfyUIWorker) and the CPU image (web tier, downloads).
+IMAGE_PACKAGES = (*TORCH_PACKAGES, *COMFYUI_PACKAGES, *CUSTOM_NODE_PACKAGES,
+                  *BACKEND_PACKAGES, *HUB_PACKAGES)
+CPU_IMAGE_PACKAGES = (*BACKEND_PACKAGES, *HUB_PACKAGES)
+# What a machine without a GPU cannot usefully install (gigabytes of CUDA libraries).
+GPU_PACKAGES = (*TORCH_PACKAGES, ONNXRUNTIME_GPU)
 
 # ## Paths
 #
 # The models Volume is mounted as ComfyUI's own models directory: the InstantID and
 # PuLID nodes open models_dir/instantid, models_dir/pulid and models_dir/insightface
-# directly, which an extra_model_paths.yaml would not redirect.
+# directly, which an extra_model_paths.yaml would not redirect. The backend reads the
+# same Volume at the same path: it finds there the files ComfyUI never lists
+# (antelopev2's .onnx).
 # The LoRA Volume is mounted beside it, at /loras, not inside it (Modal does not promise
 # nested Volume mounts); extra_model_paths.yaml adds /loras to ComfyUI's "loras" folder,
 # so LoraLoaderModelOnly lists what the backend's LoraStore writes there.
-COMFYUI_DIR = "/root/comfy/ComfyUI"
-MODELS_DIR = f"{COMFYUI_DIR}/models"
-LORA_DIR = "/loras"
-EXTRA_MODEL_PATHS = "/root/comfy/extra_model_paths.yaml"
-DATA_DIR = "/root/ryla-data"  # job records and outputs: per web container
-COMFYUI_PORT = 8188
-COMFYUI_URL = f"http://127.0.0.1:{COMFYUI_PORT}"  # ComfyUI is only reachable inside the container
+LAYOUT = comfyui_process.ContainerLayout()  # the containers' paths and ComfyUI's port
+COMFYUI_DIR = str(LAYOUT.comfyui_dir)
+MODELS_DIR = str(LAYOUT.models_dir)
+LORA_DIR = str(LAYOUT.lora_dir)
+EXTRA_MODEL_PATHS = str(LAYOUT.extra_model_paths)
+DATA_DIR = str(LAYOUT.data_dir)  # job records and outputs: per web container
+COMFYUI_PORT = LAYOUT.comfyui_port
+COMFYUI_URL = LAYOUT.comfyui_url  # ComfyUI is only reachable inside the container
 
 MODELS_VOLUME_NAME = "ryla-models"
 LORA_VOLUME_NAME = "ryla-loras"
 HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
-API_SECRET_NAME = "ryla-api-token"  # RYLA_API_TOKEN
+API_SECRET_NAME = comfyui_process.API_SECRET_NAME  # "ryla-api-token": RYLA_API_TOKEN
 HEARTBEAT_DICT_NAME = "ryla-gpu-heartbeats"
 
 # ## Scaling
@@ -138,7 +178,7 @@ HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
 
 # ## The image
 
-EXTRA_MODEL_PATHS_YAML = f"ryla_loras:\n    loras: {LORA_DIR}\n"
+EXTRA_MODEL_PATHS_YAML = comfyui_process.extra_model_paths_yaml(LAYOUT)
 
 
 def git_checkout_commands(repo: str, commit: str, dest: str) -> list[str]:
@@ -156,20 +196,17 @@ def git_checkout_commands(repo: str, commit: str, dest: str) -> list[str]:
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("git", "libgl1", "libglib2.0-0", "ffmpeg")  # opencv (insightface) and video
-    .pip_install(*TORCH_PACKAGES)
     .run_commands(
         *git_checkout_commands(COMFYUI_REPO, COMFYUI_COMMIT, COMFYUI_DIR),
-        f"pip install -r {COMFYUI_DIR}/requirements.txt {' '.join(TORCH_PACKAGES)}",
-    )
-    .run_commands(
         *git_checkout_commands(INSTANTID_REPO, INSTANTID_COMMIT,
                                f"{COMFYUI_DIR}/custom_nodes/ComfyUI_InstantID"),
         *git_checkout_commands(PULID_REPO, PULID_COMMIT,
                                f"{COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
     )
-    .pip_install("cython==3.1.2")
-    .pip_install(*CUSTOM_NODE_PACKAGES, *TORCH_PACKAGES)
-    .pip_install(*BACKEND_PACKAGES, *HUB_PACKAGES)
+    # One resolve for everything, so pip picks versions that fit all the lists at once.
+    .pip_install(*IMAGE_PACKAGES)
+    .run_commands("pip uninstall -y onnxruntime",
+                  f"pip install --no-deps --force-reinstall {ONNXRUNTIME_GPU}")
     .run_commands(
         # Volumes mount on a path that is absent or empty: ComfyUI ships a models tree.
         f"rm -rf {MODELS_DIR}",
@@ -178,16 +215,16 @@ image = (
     )
     .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
     # This project's code last: editing it rebuilds nothing, it is added at start.
-    .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
+    .add_local_python_source(*LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
 # The web tier and the download function need no GPU stack: a small image starts in
 # seconds.
 cpu_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*BACKEND_PACKAGES, *HUB_PACKAGES)
+    .pip_install(*CPU_IMAGE_PACKAGES)
     .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
-    .add_local_python_source("backend", "workflows", ignore=["**/__pycache__/**", "**/*.pyc"])
+    .add_local_python_source(*LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
 app = modal.App(APP_NAME, image=image)
@@ -235,31 +272,11 @@ def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str 
 # ## The backend's settings in the web tier
 #
 # Built explicitly from the mount paths above, not from environment defaults, so the
-# API and ComfyUI always agree on where models and LoRAs live.
+# API and ComfyUI always agree on where models and LoRAs live (backend/comfyui_process.py).
 
 
 def deployment_settings(env: Mapping[str, str]) -> "Settings":
-    from backend.settings import Settings
-
-    token = env.get("RYLA_API_TOKEN", "").strip()
-    if not token:
-        # Fail closed: a deployment without a token would be an open GPU endpoint.
-        raise RuntimeError(f"RYLA_API_TOKEN is empty; set it in the Modal Secret {API_SECRET_NAME!r}")
-    base = Settings.from_env(env)  # deadlines, limits, PostHog keep their env overrides
-    return Settings(
-        comfyui_url=COMFYUI_URL,
-        models_dir=Path(MODELS_DIR),
-        lora_dir=Path(LORA_DIR),
-        data_dir=Path(DATA_DIR),
-        api_token=token,
-        deadline_s=base.deadline_s,
-        max_body_bytes=base.max_body_bytes,
-        max_lora_bytes=base.max_lora_bytes,
-        max_image_pixels=base.max_image_pixels,
-        posthog_api_key=base.posthog_api_key,
-        posthog_host=base.posthog_host,
-    )
-
+    return comfyui_process.deployment_settings(env, LAYOUT)
 
 
 # ## The GPU tier
@@ -277,9 +294,7 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
 
 
 def comfyui_command() -> list[str]:
-    from backend.gpu_worker import comfyui_command as command
-
-    return command(COMFYUI_DIR, COMFYUI_PORT, extra_model_paths=EXTRA_MODEL_PATHS)
+    return comfyui_process.comfyui_command(LAYOUT)
 
 
 def uses_loras(graph: Mapping[str, Any]) -> bool:
@@ -399,28 +414,12 @@ def web_runner(settings: "Settings") -> "GraphRunner":
 
 
 def build_asgi_app(settings: "Settings", runner: "GraphRunner") -> "FastAPI":
-    """The same app as `ryla-backend` with `runner` behind it, plus Volume bookkeeping."""
-    import asyncio
-
-    from backend.api import create_app
-
-    web_app = create_app(settings, runner)
-
-    @web_app.middleware("http")
-    async def share_volumes(request, call_next):  # type: ignore[no-untyped-def]
-        # Other containers see an uploaded LoRA only after a commit here and a reload
-        # there; both are cheap next to a generation.
-        path = request.url.path.rstrip("/")
-        if (path == "/loras" and request.method == "GET") or path == "/flux-lora":
-            await asyncio.to_thread(_reload_loras)
-        elif path == "/models":
-            await asyncio.to_thread(_reload_models)  # a download may have finished since
-        response = await call_next(request)
-        if path == "/loras" and request.method == "POST" and response.status_code < 300:
-            await asyncio.to_thread(lora_volume.commit)
-        return response
-
-    return web_app
+    """The same app as `ryla-backend` with `runner` behind it, plus Volume bookkeeping:
+    other containers see an uploaded LoRA only after a commit here and a reload there,
+    and a download may have changed the models Volume since this container started."""
+    return comfyui_process.build_app(settings, runner, before_lora_read=_reload_loras,
+                                     before_models_read=_reload_models,
+                                     after_lora_write=lora_volume.commit)
 
 
 @app.function(

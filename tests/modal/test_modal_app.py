@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 import backend.modal_app as m
+from backend.comfyui_process import ContainerLayout
 from tests.modal.modal_introspect import (
     function_options,
     image_commands,
@@ -147,11 +149,64 @@ def test_image_pins_comfyui_and_both_node_packs_at_full_commits() -> None:
         assert f'RUN test "$(git -C {dest} rev-parse HEAD)" = "{commit}"' in lines
     assert m.INSTANTID_COMMIT.startswith("1ef34ef57358")
     assert m.PULID_COMMIT.startswith("ba90657fe6ff")
-    installs = " ".join(line for line in lines if "pip install" in line)
-    for pkg in ("insightface", "onnxruntime-gpu", "facexlib", "torch"):
-        assert re.search(rf"(^|\s|'){re.escape(pkg)}==\d", installs), pkg
-    assert f"pip install -r {m.COMFYUI_DIR}/requirements.txt" in installs
+    assert m.COMFYUI_VERSION == "v0.12.1" and m.COMFYUI_COMMIT.startswith("3be017516643")
     assert local_python_sources(m.image) >= {"backend", "workflows"}
+
+
+def test_image_installs_every_package_list_in_one_resolve() -> None:
+    lines = image_commands(m.image)
+    resolves = [line for line in lines if "pip install" in line and "torch==" in line]
+    assert len(resolves) == 1  # one pip resolve: versions that fit every list at once
+    # modal quotes specifiers with < or > and sorts the packages
+    installed = set(shlex.split(resolves[0].split(" install ", 1)[1]))
+    assert installed == set(m.IMAGE_PACKAGES)
+    for spec in (*m.TORCH_PACKAGES, *m.COMFYUI_PACKAGES, *m.CUSTOM_NODE_PACKAGES,
+                 *m.BACKEND_PACKAGES, *m.HUB_PACKAGES):
+        assert spec in installed
+    assert "insightface==2.1" in installed  # the pure-Python wheel: nothing compiled
+    assert not [line for line in lines if "cython" in line.lower()]
+    # the GPU onnxruntime replaces the CPU one insightface pulls in, after the resolve
+    swap = lines.index("RUN pip uninstall -y onnxruntime")
+    assert lines[swap + 1] == f"RUN pip install --no-deps --force-reinstall {m.ONNXRUNTIME_GPU}"
+    assert lines.index(resolves[0]) < swap
+    assert set(m.GPU_PACKAGES) == {*m.TORCH_PACKAGES, m.ONNXRUNTIME_GPU}
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_comfyui_packages_are_comfyuis_requirements_at_the_pinned_commit() -> None:
+    text = (ROOT / "backend" / m.COMFYUI_REQUIREMENTS).read_text()
+    assert f"# source-commit: {m.COMFYUI_COMMIT}" in text.splitlines()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in m.COMFYUI_PACKAGES)
+    upstream = _upstream_requirements()
+    if upstream is None:
+        pytest.skip(f"ComfyUI's requirements.txt at {m.COMFYUI_COMMIT[:12]} is not here: needs "
+                    "COMFYUI_GIT (a git directory holding that commit) or the tree that "
+                    "../shared/tools/upstream-comfyui.sh sets up")
+    wanted = {_requirement_name(line) for line in upstream.splitlines()
+              if line.strip() and not line.lstrip().startswith("#")}
+    torch_stack = {_requirement_name(p) for p in m.TORCH_PACKAGES}
+    assert {_requirement_name(p) for p in m.COMFYUI_PACKAGES} == wanted - torch_stack
+    assert torch_stack <= wanted
+
+
+def _upstream_requirements() -> str | None:
+    """ComfyUI's requirements.txt at the pinned commit: from the git directory COMFYUI_GIT
+    (as upstream-comfyui.sh names it), else from the tree that script extracted."""
+    git_dir = os.environ.get("COMFYUI_GIT", "")
+    if git_dir and Path(git_dir).is_dir():
+        out = subprocess.run(["git", "--git-dir", git_dir, "show",
+                              f"{m.COMFYUI_COMMIT}:requirements.txt"],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout
+    tree = Path(os.environ.get("UPSTREAM_COMFYUI_DIR", "/tmp/upcomfy")) / "ComfyUI"
+    version = tree / "comfyui_version.py"
+    if version.is_file() and '"0.12.1"' in version.read_text():
+        return (tree / "requirements.txt").read_text()
+    return None
 
 
 def test_backend_packages_match_pyproject() -> None:
@@ -232,3 +287,34 @@ def test_served_app_requires_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client.get("/models").status_code == 401
     assert client.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_deployment_functions_need_no_modal_package(tmp_path: Path) -> None:
+    # A rehearsal starts ComfyUI and builds the app with these on a machine without modal,
+    # as benchmarks/rehearsal/stack.py calls them.
+    code = (
+        "import sys, json; sys.modules['modal'] = None\n"
+        "from pathlib import Path\n"
+        "from backend.comfyui_process import (ContainerLayout, comfyui_command,\n"
+        "                                     write_extra_model_paths)\n"
+        f"base = Path({str(tmp_path)!r})\n"
+        "layout = ContainerLayout(comfyui_dir=base / 'cu' / 'ComfyUI',\n"
+        "                         models_dir=base / 'cu' / 'ComfyUI' / 'models',\n"
+        "                         lora_dir=base / 'loras', data_dir=base / 'data')\n"
+        "write_extra_model_paths(layout)\n"
+        "print(json.dumps([comfyui_command(layout), str(layout.models_dir), layout.comfyui_url]))"
+    )
+    command, models_dir, url = json.loads(_import_in_subprocess({}, code, tmp_path))
+    comfyui_dir = tmp_path / "cu" / "ComfyUI"
+    assert command[0] == sys.executable and command[1] == f"{comfyui_dir}/main.py"
+    assert command[command.index("--port") + 1] == "8188"
+    yaml_path = Path(command[command.index("--extra-model-paths-config") + 1])
+    assert yaml_path == tmp_path / "cu" / "extra_model_paths.yaml"  # written beside ComfyUI
+    written = yaml.safe_load(yaml_path.read_text())
+    assert [v["loras"] for v in written.values()] == [str(tmp_path / "loras")]
+    assert models_dir == str(comfyui_dir / "models") and url == "http://127.0.0.1:8188"
+    with pytest.raises(ValueError, match="models directory"):
+        ContainerLayout(comfyui_dir=comfyui_dir, models_dir=tmp_path / "elsewhere")
+    # the Modal containers' layout: the paths the image and the Volumes use
+    assert (m.MODELS_DIR, m.EXTRA_MODEL_PATHS) == (
+        f"{m.COMFYUI_DIR}/models", "/root/comfy/extra_model_paths.yaml")
