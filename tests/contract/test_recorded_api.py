@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -111,8 +112,20 @@ def _assert_messages(recorded: list[dict], actual: list[dict]) -> None:
         assert_same_shape(want, got, complete=True, path=want["type"])
 
 
+def _history(target: Target, prompt_id: str) -> requests.Response:
+    """GET /history/<id> once the entry is there: upstream's worker sends the job's last
+    message before it files the job in the history (main.py: execute, then
+    task_done), so right after execution_success the entry may not exist yet."""
+    give_up = time.monotonic() + HTTP_TIMEOUT
+    while True:
+        response = requests.get(f"{target.url}/history/{prompt_id}", timeout=HTTP_TIMEOUT)
+        if response.status_code != 200 or response.json() or time.monotonic() > give_up:
+            return response
+        time.sleep(0.05)
+
+
 def _assert_history(target: Target, recorded: Exchange, prompt_id: str) -> dict:
-    response = requests.get(f"{target.url}/history/{prompt_id}", timeout=HTTP_TIMEOUT)
+    response = _history(target, prompt_id)
     assert response.status_code == recorded.status
     assert _content_type(response) == recorded.content_type
     (recorded_entry,) = recorded.answer.values()
