@@ -86,11 +86,22 @@ def write_extra_model_paths(layout: ContainerLayout) -> None:
     layout.extra_model_paths.write_text(extra_model_paths_yaml(layout), encoding="utf-8")
 
 
+# What the deployment asks of ComfyUI beyond its defaults, each measured on the GPU
+# rehearsal (README, "Performance"):
+# - no API nodes: they call paid web services this deployment never uses, and skipping
+#   their import shortens every start;
+# - an LRU cache of node results large enough for every pipeline's loaders: a loaded model
+#   stays referenced (so resident in GPU memory while it fits, else offloaded to RAM)
+#   instead of being dropped when another graph runs, so switching Dev, Schnell, LoRAs
+#   and PuLID does not read a model from the Volume again.
+COMFYUI_ARGS = ("--disable-api-nodes", "--cache-lru", "128")
+
+
 def comfyui_command(layout: ContainerLayout) -> list[str]:
     """ComfyUI's command line (run it with cwd=layout.comfyui_dir); the yaml it names
     must exist (write_extra_model_paths)."""
     return _comfyui_command(layout.comfyui_dir, layout.comfyui_port,
-                            extra_model_paths=str(layout.extra_model_paths))
+                            extra_model_paths=str(layout.extra_model_paths), extra_args=COMFYUI_ARGS)
 
 
 def deployment_settings(env: Mapping[str, str], layout: ContainerLayout) -> "Settings":

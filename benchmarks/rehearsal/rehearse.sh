@@ -46,7 +46,7 @@ start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch=P / --warm-up=P 
   local label=$1; shift
   local extra=(); for a in "$@"; do case $a in --prefetch=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
   rm -rf $W/data
-  (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --models-dir $M --lora-dir $L \
+  (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --lora-dir $L \
      --data-dir $W/data --port 8000 --front-end-root $W/fe --log $W/comfy-$label.log "${extra[@]}" \
      < /dev/null > $W/stack-$label.out 2>&1 &)
   for i in $(seq 1 1200); do grep -q comfyui_ready_s $W/stack-$label.out 2>/dev/null && break

@@ -1,11 +1,16 @@
-"""Start ComfyUI and the backend on the GPU machine the way backend/modal_app.py starts them
-in a container (same ComfyUI command line, same deployment settings, same ASGI app), with
-the container's paths replaced by the rehearsal's. Prints one JSON line of start figures.
+"""Start ComfyUI and the API on the GPU machine the way backend/modal_app.py runs them, with
+the container's paths replaced by the rehearsal's and Modal's transport by an in-process
+call. Prints one JSON line of start figures, then serves the API until killed.
 
-    python -m benchmarks.rehearsal.stack --comfyui-dir /tmp/cu/ComfyUI --models-dir M \
-        --lora-dir L --data-dir D --port 8000 [--comfyui-arg=--cache-lru --comfyui-arg=16]
+  - ComfyUI: `comfyui_process.comfyui_command(layout)`, the GPU container's command line
+    (plus the rehearsal's `--front-end-root`, since the frontend package is not carried);
+  - the API: the web tier's app (`build_app` with `ModalGraphRunner`: validation against the
+    shipped object_info and the models folder, dispatch, deadlines), whose GPU function is
+    the GPU container's own body (`gpu_worker.GpuWorker.run`), called here in-process;
+  - optional start-up work of backend/warmup.py (`--prefetch`, `--warm-up`).
 
-Runs until killed: ComfyUI as a child process, the backend under uvicorn in this one.
+    python -m benchmarks.rehearsal.stack --comfyui-dir /tmp/cu/ComfyUI --lora-dir L \
+        --data-dir D --front-end-root FE --log comfy.log [--comfyui-arg=--cache-lru ...]
 """
 
 from __future__ import annotations
@@ -15,66 +20,54 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
+from backend import comfyui_process as proc
 from backend import warmup
 from backend.comfyui_client import ComfyUIClient
-
-try:
-    from backend import comfyui_process as proc
-except ImportError:  # TEMPORARY shim until the modal-free process module lands
-    import types
-    import urllib.request
-    from dataclasses import dataclass
-
-    @dataclass
-    class ContainerLayout:
-        comfyui_dir: Path
-        models_dir: Path
-        lora_dir: Path
-        data_dir: Path
-        comfyui_url: str = "http://127.0.0.1:8188"
-
-    def comfyui_command(layout):
-        yaml = layout.data_dir.parent / "extra_model_paths.yaml"
-        yaml.parent.mkdir(parents=True, exist_ok=True)
-        yaml.write_text(f"ryla_loras:\n    loras: {layout.lora_dir}\n")
-        return [sys.executable, str(layout.comfyui_dir / "main.py"), "--listen", "127.0.0.1",
-                "--port", "8188", "--extra-model-paths-config", str(yaml), "--disable-auto-launch"]
-
-    def wait_for_comfyui(p, url, timeout_s):
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if p.poll() is not None:
-                raise RuntimeError("ComfyUI exited")
-            try:
-                urllib.request.urlopen(url + "/system_stats", timeout=2)
-                return
-            except OSError:
-                time.sleep(0.25)
-        raise TimeoutError("ComfyUI did not start")
-
-    def deployment_settings(env, layout):
-        from backend.settings import Settings
-        return Settings(comfyui_url=layout.comfyui_url, models_dir=layout.models_dir,
-                        lora_dir=layout.lora_dir, data_dir=layout.data_dir,
-                        api_token=env["RYLA_API_TOKEN"])
-
-    def build_app(settings):
-        from backend.api import create_app
-        return create_app(settings)
-
-    proc = types.SimpleNamespace(ContainerLayout=ContainerLayout, comfyui_command=comfyui_command,
-                                 wait_for_comfyui=wait_for_comfyui,
-                                 deployment_settings=deployment_settings, build_app=build_app)
+from backend.gpu_worker import GpuWorker
+from backend.modal_dispatch import ModalGraphRunner
+from backend.snapshot_validation import SnapshotValidator
 
 
-async def _warm_up(settings, pipeline: str) -> float:
-    comfy = ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir, lora_dir=settings.lora_dir)
+class InProcessCall:
+    """A GPU call as ModalPendingCall behaves: get() raises TimeoutError while it runs."""
+
+    def __init__(self, task: asyncio.Task[Any], n: int) -> None:
+        self.task, self.call_id = task, f"in-process-{n}"
+
+    async def get(self, timeout_s: float) -> Any:
+        return await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+
+
+class InProcessGpuFunction:
+    """ComfyUIWorker.run_graph without Modal: one call at a time, as max_inputs=1 does."""
+
+    def __init__(self, worker: GpuWorker) -> None:
+        self.worker, self.calls, self.lock = worker, 0, asyncio.Lock()
+
+    async def spawn(self, wire_job: dict[str, Any]) -> InProcessCall:
+        async def one() -> Any:
+            async with self.lock:
+                return await self.worker.run(wire_job)
+        self.calls += 1
+        return InProcessCall(asyncio.create_task(one()), self.calls)
+
+
+class AlwaysWarm:
+    async def read(self) -> dict[str, Any]:
+        return {"rehearsal": {"at": time.time(), "busy": False}}
+
+
+async def _warm_up(url: str, layout: proc.ContainerLayout, pipeline: str) -> float:
+    comfy = ComfyUIClient(url, models_dir=layout.models_dir, lora_dir=layout.lora_dir)
     try:
         return await warmup.warm_up(comfy, pipeline)
     finally:
@@ -84,7 +77,6 @@ async def _warm_up(settings, pipeline: str) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--comfyui-dir", type=Path, required=True)
-    p.add_argument("--models-dir", type=Path, required=True)
     p.add_argument("--lora-dir", type=Path, required=True)
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--port", type=int, default=8000)
@@ -95,28 +87,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warm-up", default="", help="pipeline whose one-step prompt runs once ComfyUI is up")
     a = p.parse_args(argv)
 
-    layout = proc.ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.models_dir,
+    layout = proc.ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.comfyui_dir / "models",
                                   lora_dir=a.lora_dir, data_dir=a.data_dir)
-    # The frontend package is not carried (the API needs no UI); ComfyUI serves this folder.
+    proc.write_extra_model_paths(layout)
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
-    start_epoch = time.time()
-    t0 = time.monotonic()
-    prefetching = warmup.start_prefetch(a.prefetch, a.models_dir) if a.prefetch else None
-    log = open(a.log, "wb")
-    comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=log, stderr=subprocess.STDOUT)
+    start_epoch, t0 = time.time(), time.monotonic()
+    prefetching = warmup.start_prefetch(a.prefetch, layout.models_dir) if a.prefetch else None
+    comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
-    ready = time.monotonic() - t0
-    env = dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal"))
-    settings = proc.deployment_settings(env, layout)
-    figures = {"comfyui_ready_s": round(ready, 2), "start_epoch": start_epoch, "command": command}
+    figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
-        figures["warm_up_s"] = round(asyncio.run(_warm_up(settings, a.warm_up)), 2)
+        figures["warm_up_s"] = round(asyncio.run(_warm_up(layout.comfyui_url, layout, a.warm_up)), 2)
     if prefetching is not None:
         prefetching.join()
         report = prefetching.result[0]
         figures.update(prefetch_s=round(report.seconds, 2), prefetch_gb_per_s=round(report.gb_per_s, 2))
     figures["ready_for_requests_s"] = round(time.monotonic() - t0, 2)
-    app = proc.build_app(settings)
+    figures["command"] = command
+
+    settings = proc.deployment_settings(dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal")),
+                                        layout)
+    worker = GpuWorker(layout.comfyui_url, models_dir=layout.models_dir, lora_dir=layout.lora_dir)
+    runner = ModalGraphRunner(InProcessGpuFunction(worker), AlwaysWarm(),
+                              SnapshotValidator(settings.models_dir, settings.lora_dir),
+                              cold_start_s=0.0, heartbeat_stale_s=60.0)
+    app = proc.build_app(settings, runner)
     print(json.dumps(figures), flush=True)
     try:
         uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning")
@@ -125,4 +120,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

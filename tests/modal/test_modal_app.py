@@ -318,3 +318,18 @@ def test_deployment_functions_need_no_modal_package(tmp_path: Path) -> None:
     # the Modal containers' layout: the paths the image and the Volumes use
     assert (m.MODELS_DIR, m.EXTRA_MODEL_PATHS) == (
         f"{m.COMFYUI_DIR}/models", "/root/comfy/extra_model_paths.yaml")
+
+
+def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> None:
+    # Residency (issue 12): with ComfyUI's default cache a loader's model is dropped as
+    # soon as another graph runs; the LRU cache must hold every node of every shipped
+    # graph at once, so switching pipelines never reads a model from the Volume again.
+    import json
+
+    from backend.comfyui_process import ContainerLayout, comfyui_command
+    from workflows.render import GRAPHS_DIR
+
+    nodes = sum(len(json.loads(p.read_text())) for p in GRAPHS_DIR.glob("*.json"))
+    cmd = comfyui_command(ContainerLayout())
+    assert int(cmd[cmd.index("--cache-lru") + 1]) >= nodes
+    assert "--disable-api-nodes" in cmd  # paid web-service nodes: never used, slow to import
