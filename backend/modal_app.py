@@ -179,6 +179,7 @@ HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
 # ## The image
 
 EXTRA_MODEL_PATHS_YAML = comfyui_process.extra_model_paths_yaml(LAYOUT)
+NODEPACK_PATCHES = "/root/nodepack_patches.py"
 
 
 def git_checkout_commands(repo: str, commit: str, dest: str) -> list[str]:
@@ -203,6 +204,10 @@ image = (
         *git_checkout_commands(PULID_REPO, PULID_COMMIT,
                                f"{COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
     )
+    # The pinned PuLID pack predates v0.12.1's sampler signature: fixed at build time
+    # (backend/nodepack_patches.py says what and why; the build fails if it no longer fits).
+    .add_local_file(Path(__file__).with_name("nodepack_patches.py"), NODEPACK_PATCHES, copy=True)
+    .run_commands(f"python {NODEPACK_PATCHES} {COMFYUI_DIR}/custom_nodes")
     # One resolve for everything, so pip picks versions that fit all the lists at once.
     .pip_install(*IMAGE_PACKAGES)
     .run_commands("pip uninstall -y onnxruntime",

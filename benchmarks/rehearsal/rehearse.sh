@@ -26,6 +26,7 @@ setup() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 1
   mkdir -p $W/cu $L && tar -xzf .gpu/comfyui.tar.gz -C $W/cu
   mkdir -p $M/insightface/models && cp -r .gpu/antelopev2 $M/insightface/models/   # stand-ins
+  python3 -m backend.nodepack_patches $C/custom_nodes || exit 1   # as the Modal image does
   t0=$(date +%s.%N)
   # Flux Dev and its encoders on the disk (the cold start reads them); the rest in RAM.
   python3 benchmarks/rehearsal/make_weights.py $C $M \

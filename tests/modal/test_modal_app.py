@@ -333,3 +333,10 @@ def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> 
     cmd = comfyui_command(ContainerLayout())
     assert int(cmd[cmd.index("--cache-lru") + 1]) >= nodes
     assert "--disable-api-nodes" in cmd  # paid web-service nodes: never used, slow to import
+
+
+def test_image_fixes_the_pulid_pack_after_checkout_and_before_it_runs() -> None:
+    lines = image_commands(m.image)
+    checkout = next(i for i, c in enumerate(lines) if "ComfyUI_PuLID_Flux_ll" in c and "checkout" in c)
+    patch = next(i for i, c in enumerate(lines) if f"python {m.NODEPACK_PATCHES} {m.COMFYUI_DIR}/custom_nodes" in c)
+    assert checkout < patch
