@@ -28,7 +28,8 @@ What each file is built from (manifest name -> class):
   qwen_3_4b                     comfy.text_encoders.llama.Qwen3_4B (the "model." keys the real file
                                 has); CLIPLoader (type lumina2) detects Qwen3-4B and builds Z-Image's
                                 encoder; its tokenizer is ComfyUI's own qwen25_tokenizer folder
-  (ae.safetensors, the Flux VAE, serves Z-Image as it does Flux)
+  (ae.safetensors, the Flux VAE, serves Z-Image as it does Flux; detect_z_image.py checks
+   on the meta device that ComfyUI detects both Z-Image files as the real ones)
 antelopev2's ONNX files are stand-ins from antelopev2_standins.py (no class builds them).
 
 Usage: python make_weights.py COMFYUI_DIR MODELS_DIR [--only NAME[,NAME]] [--extra-dir DIR]
