@@ -22,6 +22,7 @@ FLUX_LORA = "flux-lora"
 INSTANTID = "instantid"
 PULID = "pulid"
 WAN2 = "wan2"
+Z_IMAGE = "z-image"
 
 _FLUX_DEV_FAMILY = (FLUX_DEV, FLUX_LORA, PULID)
 _ALL_FLUX = (FLUX_DEV, FLUX_SCHNELL, FLUX_LORA, PULID)
@@ -77,10 +78,23 @@ MODEL_MANIFEST: tuple[ModelFile, ...] = (
         9_787_841_024, False, _ALL_FLUX, "t5xxl_fp16.safetensors",
     ),
     # The same ae.safetensors ships in the Dev and Schnell repos; Schnell's copy is
-    # not gated, so Schnell works without a token.
+    # not gated, so Schnell works without a token. Z-Image-Turbo decodes with this very
+    # file: Comfy-Org/z_image_turbo's split_files/vae/ae.safetensors has the same
+    # SHA-256 (afc8e282...), so one download serves both.
     ModelFile(
         "black-forest-labs/FLUX.1-schnell", "ae.safetensors", "vae",
-        335_304_388, False, _ALL_FLUX, "ae.safetensors",
+        335_304_388, False, (*_ALL_FLUX, Z_IMAGE), "ae.safetensors",
+    ),
+    # --- Z-Image-Turbo (Tongyi-MAI, Apache 2.0), as Comfy-Org repackages it ------
+    # Sizes: the byte counts in the Git LFS pointers of copies whose SHA-256 equals the
+    # one Hugging Face shows for these files (2407613050b8... and 6c671498573a...).
+    ModelFile(
+        "Comfy-Org/z_image_turbo", "split_files/diffusion_models/z_image_turbo_bf16.safetensors",
+        "diffusion_models", 12_309_866_400, False, (Z_IMAGE,), "z_image_turbo_bf16.safetensors",
+    ),
+    ModelFile(
+        "Comfy-Org/z_image_turbo", "split_files/text_encoders/qwen_3_4b.safetensors",
+        "text_encoders", 8_044_982_048, False, (Z_IMAGE,), "qwen_3_4b.safetensors",
     ),
     # --- InstantID (an SDXL method) -----------------------------------------
     ModelFile(

@@ -24,9 +24,10 @@ from workflows.request_models import (
     FluxLoraRequest,
     FluxSchnellRequest,
     Wan2Request,
+    ZImageRequest,
 )
 
-PIPELINES = ("flux-dev", "flux-schnell", "flux-lora", "instantid", "pulid", "wan2")
+PIPELINES = ("flux-dev", "flux-schnell", "flux-lora", "instantid", "pulid", "wan2", "z-image")
 GRAPHS_DIR = Path(__file__).with_name("graphs")
 
 # The request model each pipeline is filled from. flux-lora's and the character
@@ -38,6 +39,7 @@ REQUEST_TYPES: dict[str, type[BaseModel]] = {
     "instantid": CharacterRequest,
     "pulid": CharacterRequest,
     "wan2": Wan2Request,
+    "z-image": ZImageRequest,
 }
 
 # What the shipped templates name where a per-request file goes; the tests install
@@ -135,7 +137,7 @@ def _fills(pipeline: str, request: BaseModel, seed: int, lora_file: str | None,
     if pipeline in ("flux-dev", "flux-lora", "pulid"):
         # Flux Dev is guidance-distilled: guidance goes to FluxGuidance, cfg stays 1.
         fills.append(Fill("guidance", "guidance", float(r.guidance)))
-    # flux-schnell: distilled without guidance, so the request's guidance is unused.
+    # flux-schnell and z-image: distilled without guidance; the graph's cfg stays 1.
     if pipeline == "flux-lora":
         if not lora_file:
             raise RenderError("flux-lora needs lora_file: the LoRA's file name in models/loras")

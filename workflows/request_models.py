@@ -27,7 +27,7 @@ def _check_size_step(value: int) -> int:
     return value
 
 
-class GenerationRequest(BaseModel):
+class ImageRequest(BaseModel):
     """Fields that every image route shares."""
 
     model_config = ConfigDict(extra="forbid")
@@ -37,7 +37,6 @@ class GenerationRequest(BaseModel):
     width: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE)
     height: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE)
     steps: int = Field(default=28, ge=1, le=100)
-    guidance: float = Field(default=3.5, ge=0.0, le=20.0)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="random when absent")
     format: ImageFormat = "jpeg"
 
@@ -52,6 +51,12 @@ class GenerationRequest(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+class GenerationRequest(ImageRequest):
+    """The image routes that take a guidance value (Flux and the character methods)."""
+
+    guidance: float = Field(default=3.5, ge=0.0, le=20.0)
 
 
 class FluxDevRequest(GenerationRequest):
@@ -71,6 +76,15 @@ class FluxLoraRequest(GenerationRequest):
     lora_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     lora_strength: float = Field(default=0.8, ge=0.0, le=1.0)
     trigger_word: str | None = Field(default=None, max_length=200)
+
+
+class ZImageRequest(ImageRequest):
+    """POST /z-image: Z-Image-Turbo, a DiT distilled for about 8 steps without
+    classifier-free guidance. It samples at cfg 1, where ComfyUI never evaluates the
+    negative conditioning, so `negative_prompt` is accepted (every image route takes it)
+    but changes nothing; there is no guidance field to set."""
+
+    steps: int = Field(default=8, ge=1, le=50)
 
 
 class CharacterRequest(GenerationRequest):

@@ -22,6 +22,14 @@ What each file is built from (manifest name -> class):
                                 STAND-IN sentencepiece tokenizer inside, as the real file has
   wan_2.1_vae                   comfy.ldm.wan.vae.WanVAE
   character-rehearsal LoRA      rank-16 lora_A/lora_B pairs on every Linear of Flux's blocks
+  z_image_turbo_bf16            comfy.ldm.lumina.model.NextDiT with the config that
+                                comfy.model_detection reads off Z-Image's keys (dim 3840, 30 layers,
+                                pad tokens), so UNETLoader detects supported_models.ZImage
+  qwen_3_4b                     comfy.text_encoders.llama.Qwen3_4B (the "model." keys the real file
+                                has); CLIPLoader (type lumina2) detects Qwen3-4B and builds Z-Image's
+                                encoder; its tokenizer is ComfyUI's own qwen25_tokenizer folder
+  (ae.safetensors, the Flux VAE, serves Z-Image as it does Flux; detect_z_image.py checks
+   on the meta device that ComfyUI detects both Z-Image files as the real ones)
 antelopev2's ONNX files are stand-ins from antelopev2_standins.py (no class builds them).
 
 Usage: python make_weights.py COMFYUI_DIR MODELS_DIR [--only NAME[,NAME]] [--extra-dir DIR]
@@ -264,6 +272,25 @@ def wan_vae() -> torch.nn.Module:
                       temperal_downsample=[False, True, True], dropout=0.0)
 
 
+# --- Z-Image-Turbo -------------------------------------------------------------------
+
+def z_image_turbo() -> torch.nn.Module:
+    from comfy.ldm.lumina.model import NextDiT
+    # The values comfy.model_detection sets for a Lumina-2 layout whose cap_embedder is
+    # 3840 wide (its "Z image" branch); cap_pad_token/x_pad_token come with
+    # pad_tokens_multiple, as in Comfy-Org's file.
+    return NextDiT(patch_size=2, in_channels=16, dim=3840, cap_feat_dim=2560, n_layers=30,
+                   qk_norm=True, n_heads=30, n_kv_heads=30, axes_dims=[32, 48, 48],
+                   axes_lens=[1536, 512, 512], rope_theta=256.0, ffn_dim_multiplier=8.0 / 3.0,
+                   z_image_modulation=True, time_scale=1000.0, pad_tokens_multiple=32,
+                   image_model="lumina2", device=META, dtype=bf16, operations=_ops())
+
+
+def qwen3_4b() -> torch.nn.Module:
+    from comfy.text_encoders.llama import Qwen3_4B
+    return Qwen3_4B({}, bf16, META, _ops())
+
+
 # --- a character LoRA for Flux --------------------------------------------------------
 
 def flux_lora(rank: int = 16) -> dict[str, torch.Tensor]:
@@ -294,6 +321,8 @@ FILES: list[tuple[str, str, Callable, torch.dtype, str, bool]] = [
     ("diffusion_models", "wan2.1_t2v_1.3B_fp16.safetensors", wan_t2v_1_3b, f16, "st", False),
     ("text_encoders", "umt5_xxl_fp8_e4m3fn_scaled.safetensors", umt5_xxl, bf16, "st", False),
     ("vae", "wan_2.1_vae.safetensors", wan_vae, bf16, "st", False),
+    ("diffusion_models", "z_image_turbo_bf16.safetensors", z_image_turbo, bf16, "st", False),
+    ("text_encoders", "qwen_3_4b.safetensors", qwen3_4b, bf16, "st", False),
 ]
 
 

@@ -32,7 +32,7 @@ setup() {
   python3 benchmarks/rehearsal/make_weights.py $C $M \
      --only flux1-dev.safetensors,t5xxl_fp16.safetensors,clip_l.safetensors,ae.safetensors > $W/weights-disk.txt 2>&1 &
   python3 benchmarks/rehearsal/make_weights.py $C $M --extra-dir $X --lora-out $W/lora-a.safetensors \
-     --only flux1-schnell.safetensors,sd_xl_base_1.0.safetensors,instantid_controlnet.safetensors,ip-adapter.bin,pulid_flux_v0.9.1.safetensors,EVA02_CLIP_L_336_psz14_s6B.pt,detection_Resnet50_Final.pth,parsing_bisenet.pth,wan2.1_t2v_1.3B_fp16.safetensors,umt5_xxl_fp8_e4m3fn_scaled.safetensors,wan_2.1_vae.safetensors \
+     --only flux1-schnell.safetensors,sd_xl_base_1.0.safetensors,instantid_controlnet.safetensors,ip-adapter.bin,pulid_flux_v0.9.1.safetensors,EVA02_CLIP_L_336_psz14_s6B.pt,detection_Resnet50_Final.pth,parsing_bisenet.pth,wan2.1_t2v_1.3B_fp16.safetensors,umt5_xxl_fp8_e4m3fn_scaled.safetensors,wan_2.1_vae.safetensors,z_image_turbo_bf16.safetensors,qwen_3_4b.safetensors \
      > $W/weights-ram.txt 2>&1
   wait
   grep -l Traceback $W/weights-*.txt && { tail -20 $W/weights-*.txt; exit 1; }

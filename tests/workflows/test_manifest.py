@@ -44,8 +44,17 @@ def test_entries_are_unique_and_well_formed() -> None:
 def test_only_flux_dev_weights_are_gated() -> None:
     gated = {e.repo_id for e in MODEL_MANIFEST if e.gated}
     assert gated == {"black-forest-labs/FLUX.1-dev"}
-    # Schnell must run without a Hugging Face token.
+    # Schnell and Z-Image-Turbo must run without a Hugging Face token.
     assert not any(e.gated for e in files_for("flux-schnell"))
+    assert not any(e.gated for e in files_for("z-image"))
+
+
+def test_z_image_shares_the_flux_vae_and_brings_its_own_model_and_encoder() -> None:
+    by_folder = {e.folder: e for e in files_for("z-image")}
+    assert set(by_folder) == {"diffusion_models", "text_encoders", "vae"}
+    assert by_folder["vae"] is find("vae", "ae.safetensors")
+    assert "flux-schnell" in by_folder["vae"].pipelines
+    assert by_folder["diffusion_models"].repo_id == by_folder["text_encoders"].repo_id == "Comfy-Org/z_image_turbo"
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)

@@ -8,7 +8,7 @@ from typing import Any
 
 import annotated_types
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from tests.workflows.conftest import UPLOADED_IMAGE, USER_LORA
 from workflows import render
@@ -23,7 +23,7 @@ from workflows.render import (
     nodes_by_role,
     render_workflow,
 )
-from workflows.request_models import MAX_SEED, MAX_PROMPT_CHARS
+from workflows.request_models import MAX_PROMPT_CHARS, MAX_SEED, ZImageRequest
 from workflows.validate import validate_graph
 
 _BASE: dict[str, dict[str, Any]] = {
@@ -35,6 +35,7 @@ _BASE: dict[str, dict[str, Any]] = {
     "pulid": {"prompt": "a portrait", "reference_image": "data:image/png;base64,AAAA",
               "method": "pulid"},
     "wan2": {"prompt": "a fox in snow"},
+    "z-image": {"prompt": "a lighthouse"},
 }
 
 
@@ -124,6 +125,35 @@ def test_schnell_has_no_guidance_and_keeps_cfg_one() -> None:
     assert not any(node["class_type"] == "FluxGuidance" for node in graph.values())
     assert _by_role(graph, "sampler")["cfg"] == 1.0
     assert _by_role(graph, "sampler")["steps"] == 4  # the request model's default
+
+
+def test_z_image_values_land_on_their_roles() -> None:
+    request = _request("z-image", prompt="a red kite", negative_prompt="blur", width=768,
+                       height=1344, steps=12)
+    graph = render_workflow("z-image", request, seed=99)
+    assert _by_role(graph, "positive")["text"] == "a red kite"
+    assert _by_role(graph, "negative")["text"] == "blur"
+    assert (_by_role(graph, "latent")["width"], _by_role(graph, "latent")["height"]) == (768, 1344)
+    sampler = _by_role(graph, "sampler")
+    assert (sampler["seed"], sampler["steps"]) == (99, 12)
+    # Distilled without CFG: ComfyUI's Z-Image-Turbo template samples at cfg 1 with
+    # res_multistep/simple, the model behind ModelSamplingAuraFlow at shift 3.
+    assert (sampler["cfg"], sampler["sampler_name"], sampler["scheduler"]) == (1.0, "res_multistep", "simple")
+    roles = nodes_by_role(graph)
+    assert sampler["model"] == [roles["model_sampling"][0], 0]
+    assert _by_role(graph, "model_sampling") == {"model": [roles["model"][0], 0], "shift": 3.0}
+    assert _by_role(graph, "clip")["type"] == "lumina2"  # Qwen3-4B is loaded as Z-Image's encoder
+    assert "guidance" not in roles
+
+
+def test_z_image_defaults_to_eight_steps_and_has_no_guidance_field() -> None:
+    graph = render_workflow("z-image", _request("z-image"), seed=1)
+    assert _by_role(graph, "sampler")["steps"] == 8
+    assert "guidance" not in ZImageRequest.model_fields
+    with pytest.raises(ValidationError, match="guidance"):
+        ZImageRequest(prompt="a lighthouse", guidance=3.5)
+    with pytest.raises(ValidationError, match="less than or equal to 50"):
+        ZImageRequest(prompt="a lighthouse", steps=51)
 
 
 def test_lora_file_strength_and_trigger_word() -> None:
