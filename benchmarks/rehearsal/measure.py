@@ -25,8 +25,8 @@ from pydantic import BaseModel
 
 from ui.client import BackendError, RylaClient, image_data_url, route_for
 from workflows.render import render_workflow
-from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLoraRequest,
-                                      FluxSchnellRequest, Wan2Request, WorkflowRequest)
+from workflows.request_models import (ROUTES, CharacterRequest, FluxDevRequest, FluxLoraRequest,
+                                      FluxSchnellRequest, Wan2Request, WorkflowRequest, ZImageRequest)
 
 PROMPT = "a portrait photo of a woman with red hair, {}, soft light"
 
@@ -95,6 +95,11 @@ def every_route(r: Rehearsal, reference: str, lora_ids: list[str]) -> None:
                                    guidance=3.5 if method == "pulid" else 4.0), method)
     graph = render_workflow("flux-schnell", FluxSchnellRequest(prompt="a lighthouse at dusk"), seed=40)
     r.run("workflow (schnell graph)", WorkflowRequest(workflow=graph), "schnell")
+    for i in range(2):
+        z = ZImageRequest(prompt=PROMPT.format("draft"), width=1024, height=1024, seed=60 + i)
+        # through its own route once the API has it, else its graph through /workflow
+        request = z if "/z-image" in ROUTES else WorkflowRequest(workflow=render_workflow("z-image", z, seed=60 + i))
+        r.run("z-image" + (" first" if i == 0 else " warm"), request, "z-image")
     for i in range(2):
         r.run("wan2" + (" first" if i == 0 else " warm"),
               Wan2Request(prompt="waves at dusk", width=832, height=480, frames=33, steps=20, seed=50 + i), "wan")

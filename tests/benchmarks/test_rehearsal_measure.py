@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from benchmarks.rehearsal import measure
+from workflows.request_models import ROUTES
 from tests.builders import safetensors_bytes
 
 REQUIRED = {"route", "method", "status", "wall_s", "gpu", "comfyui_ready_s", "first_image_s",
@@ -30,7 +31,8 @@ def test_every_route_is_requested_and_recorded(backend_server, faces: Path, tmp_
     assert all(REQUIRED <= set(r) for r in per_request)
     assert {(r["route"], r["method"]) for r in per_request} == {
         ("/flux-dev", None), ("/flux", None), ("/flux-lora", None), ("/flux-instantid", "pulid"),
-        ("/flux-instantid", "instantid"), ("/workflow", None), ("/wan2", None)}
+        ("/flux-instantid", "instantid"), ("/workflow", None), ("/wan2", None)} | (
+        {("/z-image", None)} if "/z-image" in ROUTES else set())
     assert all(r["status"] == 200 and r["output_bytes"][0] > 0 for r in per_request)
     assert rows[0]["first_image_s"] == rows[0]["wall_s"]
     assert next(r for r in per_request if r["route"] == "/wan2")["content_type"].startswith("image/webp")
