@@ -60,6 +60,7 @@ ARGS.add_argument("--shapes-only", action="store_true")
 ARGS.add_argument("--lora-out", default="")
 
 bf16, f16, f32 = torch.bfloat16, torch.float16, torch.float32
+FP8 = torch.float8_e4m3fn
 META = "meta"
 
 
@@ -308,6 +309,9 @@ def flux_lora(rank: int = 16) -> dict[str, torch.Tensor]:
 FILES: list[tuple[str, str, Callable, torch.dtype, str, bool]] = [
     ("diffusion_models", "flux1-dev.safetensors", lambda: flux(True), bf16, "st", True),
     ("diffusion_models", "flux1-schnell.safetensors", lambda: flux(False), bf16, "st", True),
+    # fp8 copies (the optional, half-size files: matrices in float8_e4m3fn, the rest bf16)
+    ("diffusion_models", "flux1-dev-fp8-e4m3fn.safetensors", lambda: flux(True), FP8, "st", True),
+    ("text_encoders", "t5xxl_fp8_e4m3fn.safetensors", t5("t5_config_xxl.json", f16), FP8, "st", True),
     ("text_encoders", "t5xxl_fp16.safetensors", t5("t5_config_xxl.json", f16), f16, "st", True),
     ("text_encoders", "clip_l.safetensors", clip_l, f16, "st", True),
     ("vae", "ae.safetensors", flux_vae, bf16, "st", True),
@@ -346,7 +350,9 @@ def _fill(shapes: dict, dtype: torch.dtype, gen: torch.Generator, device: str) -
             t = torch.zeros(v.shape, device=device)
         else:
             t = torch.randn(v.shape, generator=gen, device=device) * 0.02
-        out[k] = t.to(dtype).cpu()
+        # fp8 files keep vectors (norms, biases) and embeddings in bf16, as published ones do
+        keep_wide = dtype == FP8 and (v.dim() < 2 or "embed" in k or k.startswith("shared"))
+        out[k] = t.to(bf16 if keep_wide else dtype).cpu()
     return out
 
 

@@ -138,6 +138,22 @@ def fast_mode(r: Rehearsal, runs: int = 4) -> None:
         r.run("fp8_e4m3fn_fast dev 1024/28" + (" first" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
 
 
+def cold_fp8(r: Rehearsal, runs: int = 3) -> None:
+    """The first request after a cold start when Flux Dev and T5 are read from their fp8
+    copies (half the bytes), sampled with fp8 matrix multiplication."""
+    graph = render_workflow("flux-dev", dev("fp8 files", 400), seed=400)
+    for node in graph.values():
+        if node["class_type"] == "UNETLoader":
+            node["inputs"].update(unet_name="flux1-dev-fp8-e4m3fn.safetensors", weight_dtype="fp8_e4m3fn_fast")
+        if node["class_type"] == "DualCLIPLoader":
+            node["inputs"]["clip_name2"] = "t5xxl_fp8_e4m3fn.safetensors"
+    for i in range(runs):
+        for node in graph.values():
+            if node["class_type"] == "KSampler":
+                node["inputs"]["seed"] = 400 + i
+        r.run("fp8 files dev 1024/28" + (" first (cold)" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
+
+
 def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -168,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON line stack.py printed (start figures: comfyui_ready_s, warm-up, prefetch)")
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
-    p.add_argument("--phase", choices=("routes", "mixed", "fast", "all"), default="all")
+    p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "all"), default="all")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         mixed_sequence(r, reference, lora_ids)
     if a.phase in ("fast", "all"):
         fast_mode(r)
+    if a.phase == "cold-fp8":
+        cold_fp8(r)
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
     start.pop("command", None)
     start_epoch = start.pop("start_epoch", None)

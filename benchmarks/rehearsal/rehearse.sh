@@ -9,6 +9,8 @@
 #   rehearse.sh routes MODE [ARGS...]          cold start + every route
 #   rehearse.sh mixed MODE [ARGS...]           the mixed Dev/Schnell/LoRA/PuLID sequence
 #   rehearse.sh fast MODE [ARGS...]            Flux Dev in bf16 and in fp8 (fp8_e4m3fn_fast)
+#   rehearse.sh fp8-files                      swap the disk's bf16 Flux Dev for the fp8 copies
+#   rehearse.sh cold-fp8 MODE [ARGS...]        cold start whose first request reads the fp8 copies
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
 # Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
@@ -92,6 +94,10 @@ print("slowest imports, cumulative s:", ", ".join(f"{n} {c / 1e6:.2f}" for c, n 
 PY
   grep -E "seconds|Import times|took|Total VRAM|pinned|Enabled|Using|Set vram" $W/startup-log.txt | head -20
   ;;
-routes|mixed|fast) measure "$@" ;;
+fp8-files)  # replace the bf16 Flux Dev on the disk by the fp8 copies (the disk holds one set)
+  rm -f $M/diffusion_models/flux1-dev.safetensors
+  python3 benchmarks/rehearsal/make_weights.py $C $M --only flux1-dev-fp8-e4m3fn.safetensors,t5xxl_fp8_e4m3fn.safetensors 2>&1 \
+    | grep -E "GB written|Error" ;;
+routes|mixed|fast|cold-fp8) measure "$@" ;;
 *) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
 esac
