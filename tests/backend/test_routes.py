@@ -85,7 +85,7 @@ def test_flux_lora_uses_the_stored_lora_and_its_trigger_word(backend_server_sess
                    timeout=30)
     assert r.status_code == 200, r.text
     job = job_with_seed(server.double, 991)
-    lora_nodes = [n for n in job.graph.values() if n["class_type"] == "LoraLoaderModelOnly"]
+    lora_nodes = [n for n in job.graph.values() if n["_meta"]["title"] == "lora"]
     assert [n["inputs"]["lora_name"] for n in lora_nodes] == ["character-route-anna.safetensors"]
     assert "ANNA_V1, portrait in a garden" in texts_of(job)
     # a prompt that already holds the trigger word is left alone

@@ -84,6 +84,7 @@ def test_shipped_snapshot_with_manifest_files_matches_real_choices(real_comfyui:
     for class_type, input_name in [("UNETLoader", "unet_name"), ("VAELoader", "vae_name"),
                                    ("DualCLIPLoader", "clip_name1"), ("CLIPLoader", "clip_name"),
                                    ("LoraLoaderModelOnly", "lora_name"),
+                                   ("LoraLoaderBypassModelOnly", "lora_name"),
                                    ("InstantIDModelLoader", "instantid_file"),
                                    ("PulidFluxModelLoader", "pulid_file")]:
         spec = real[class_type]["input"]["required"][input_name]
