@@ -168,10 +168,12 @@ WEB_MAX_INPUTS = 100
 WEB_SCALEDOWN_S = 60
 
 # What /health says a cold GPU adds to the next generation, in seconds: a container
-# start, ComfyUI's start and the first load of the weights. 73 s is from the first
-# rehearsal (2026-11-25, one H100, without Modal: ComfyUI start 28.4 s + first Flux Dev
-# request 44.7 s). Replace it with the cold start measured on Modal.
-COLD_START_S = 73
+# start, ComfyUI's start and the first load of the weights. 62 s is the GPU rehearsal's
+# cold start to the first Flux Dev image (2026-11-26, one H100, page cache dropped,
+# without Modal: benchmarks/results/2026-11-26-h100-80gb-hbm3.json). Replace it with the
+# cold start measured on Modal, where a GPU snapshot restore should cut it.
+COLD_START_S = 62
+WARM_UP_PIPELINE = os.environ.get("RYLA_MODAL_WARM_UP", "flux-dev")
 # GPU containers write a heartbeat this often; older than HEARTBEAT_STALE_S means gone.
 HEARTBEAT_INTERVAL_S = 10.0
 HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
@@ -288,14 +290,21 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
 #
 # No web endpoint here and no API token: only the web tier calls this class.
 #
-# Cold starts: with GPU memory snapshots (alpha), the `snap=True` step runs once at
-# deploy time on a GPU: it starts ComfyUI, which imports torch, initialises CUDA and
-# loads the custom nodes (insightface, onnxruntime, EVA-CLIP code), and Modal saves the
-# whole process tree, GPU state included. Later containers restore from that snapshot
-# instead of repeating the work. A CPU-only snapshot would need ComfyUI patched to
-# start without CUDA (Modal's ComfyUI example ships such a patch); the GPU snapshot
-# avoids touching ComfyUI. Model weights are not loaded before the snapshot: ComfyUI
-# loads them on the first prompt that needs them, from the Volume.
+# Cold starts (measured on the GPU rehearsal, README "Performance"): ComfyUI's own start
+# takes 22-26 s (torch, CUDA, the node packs) and the first Flux Dev image after it 37 s
+# more, nearly all of it reading 32 GB of weights (Flux Dev + T5) and moving them to the
+# GPU. So the `snap=True` step starts ComfyUI while other threads read the first
+# pipeline's files into the page cache (backend/warmup.py), then runs that pipeline's
+# one-step prompt, which puts its models in GPU memory.
+#
+# With GPU memory snapshots (alpha) that step runs once at deploy time and Modal saves
+# the whole process tree: the imported ComfyUI, the CUDA context and the ~32 GB of Flux
+# Dev and T5 in GPU memory (plus their host copies). A restore then replaces the 60 s
+# above with reading that snapshot back, which Modal does not promise a speed for; at the
+# 1.8-1.9 GB/s this disk gave it would be ~20 s, and Schnell, PuLID and LoRAs still load
+# on first use. Without snapshots (RYLA_MODAL_GPU_SNAPSHOT=0) both steps simply run on
+# every start (~52 s before the container takes its first input, which then takes 5 s).
+# RYLA_MODAL_WARM_UP= (empty) skips the warm-up: a smaller snapshot, a slow first image.
 
 
 def comfyui_command() -> list[str]:
@@ -325,10 +334,17 @@ class ComfyUIWorker:
     # Without snapshots both enter steps simply run in order on every start.
     @modal.enter(snap=GPU_SNAPSHOT)
     def start_comfyui(self) -> None:
+        from backend import warmup
         from backend.gpu_worker import ComfyUIProcess
 
         self.comfyui = ComfyUIProcess(comfyui_command(), cwd=COMFYUI_DIR, url=COMFYUI_URL)
+        reading = warmup.start_prefetch(WARM_UP_PIPELINE, Path(MODELS_DIR)) if WARM_UP_PIPELINE else None
         self.comfyui.start(COMFYUI_READY_TIMEOUT_S)
+        if WARM_UP_PIPELINE:
+            seconds = warmup.warm_up_comfyui(COMFYUI_URL, Path(MODELS_DIR), Path(LORA_DIR), WARM_UP_PIPELINE)
+            print(f"warm-up: {WARM_UP_PIPELINE} in GPU memory after {seconds:.1f} s")
+        if reading is not None:
+            reading.join()
 
     @modal.enter(snap=False)
     def after_restore(self) -> None:

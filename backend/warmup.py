@@ -10,6 +10,7 @@ Measured on the GPU rehearsal (benchmarks/rehearsal/, README "Performance").
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -91,3 +92,15 @@ async def warm_up(comfy: ComfyUIClient, pipeline: str, timeout_s: float = 600.0)
     started = time.monotonic()
     await comfy.run(render_workflow(pipeline, request, seed=0), timeout_s)
     return time.monotonic() - started
+
+
+def warm_up_comfyui(comfyui_url: str, models_dir: Path, lora_dir: Path, pipeline: str,
+                    timeout_s: float = 600.0) -> float:
+    """`warm_up` from synchronous start-up code (a container's enter step)."""
+    async def run() -> float:
+        comfy = ComfyUIClient(comfyui_url, models_dir=models_dir, lora_dir=lora_dir)
+        try:
+            return await warm_up(comfy, pipeline, timeout_s)
+        finally:
+            await comfy.aclose()
+    return asyncio.run(run())

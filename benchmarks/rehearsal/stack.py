@@ -28,7 +28,6 @@ import uvicorn
 
 from backend import comfyui_process as proc
 from backend import warmup
-from backend.comfyui_client import ComfyUIClient
 from backend.gpu_worker import GpuWorker
 from backend.modal_dispatch import ModalGraphRunner
 from backend.snapshot_validation import SnapshotValidator
@@ -66,14 +65,6 @@ class AlwaysWarm:
         return {"rehearsal": {"at": time.time(), "busy": False}}
 
 
-async def _warm_up(url: str, layout: proc.ContainerLayout, pipeline: str) -> float:
-    comfy = ComfyUIClient(url, models_dir=layout.models_dir, lora_dir=layout.lora_dir)
-    try:
-        return await warmup.warm_up(comfy, pipeline)
-    finally:
-        await comfy.aclose()
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--comfyui-dir", type=Path, required=True)
@@ -97,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
-        figures["warm_up_s"] = round(asyncio.run(_warm_up(layout.comfyui_url, layout, a.warm_up)), 2)
+        figures["warm_up_s"] = round(warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir,
+                                                            layout.lora_dir, a.warm_up), 2)
     if prefetching is not None:
         prefetching.join()
         report = prefetching.result[0]

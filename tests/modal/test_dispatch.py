@@ -395,4 +395,4 @@ def test_an_open_studio_tab_causes_no_gpu_time(make_web: Callable[..., WebTier])
     assert web.client.get("/loras", headers=AUTH).status_code == 200
     assert web.client.get("/models", headers=AUTH).status_code == 200
     assert web.gpu.jobs == [] and web.heartbeats.reads == 20
-    assert "cold start on next generation (~73 s)" in lines[-1]
+    assert f"cold start on next generation (~{m.COLD_START_S} s)" in lines[-1]
