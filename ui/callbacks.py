@@ -430,8 +430,8 @@ class StudioCallbacks:
     def review(self, reference: str | None, images: list[str] | None, threshold: float,
                progress: gr.Progress = gr.Progress(),
                ) -> tuple[str, list[GalleryItem], str, list[list[Any]], list[str]]:
-        from ui.face_consistency import FaceConsistencyError, score_sheet
-        from ui.review_report import write_report
+        from ui.face.consistency import FaceConsistencyError, score_sheet
+        from ui.face.report import write_report
 
         if not reference:
             raise gr.Error("add a reference face", title="No reference")

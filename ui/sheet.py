@@ -49,7 +49,7 @@ class SheetRun:
     out_dir: Path
     reference: Path
     items: list[SheetItem]
-    report: Any = None  # ui.face_consistency.SheetReport when scoring ran
+    report: Any = None  # ui.face.consistency.SheetReport when scoring ran
     report_files: list[Path] = field(default_factory=list)
     score_error: str | None = None
     wall_seconds: float = 0.0
@@ -153,8 +153,8 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
 def _score(run: SheetRun, threshold: float) -> None:
     # Imported here: the face models load lazily, but numpy/dlib imports are still heavy
     # for the studio's generation tabs and `ryla sheet --no-score`.
-    from ui.face_consistency import FaceConsistencyError, score_sheet
-    from ui.review_report import write_report
+    from ui.face.consistency import FaceConsistencyError, score_sheet
+    from ui.face.report import write_report
 
     done = [item for item in run.succeeded if item.path is not None]
     try:
