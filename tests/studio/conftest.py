@@ -12,9 +12,9 @@ import pytest
 
 from tests.builders import free_port, safetensors_bytes
 from tests.shared_files import REPO_ROOT
-from ui.app import build_app, launch_options
+from ui.studio.app import build_app, launch_options
 from ui.client import RylaClient
-from ui.history import History
+from ui.studio.history import History
 
 OUTPUT_DIR = REPO_ROOT / "test-output" / "studio"
 
