@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +35,11 @@ def closed_port_url() -> str:
 
 
 @contextmanager
-def running_studio(backend_url: str, data_dir: Path) -> Iterator[Studio]:
+def running_studio(backend_url: str, data_dir: Path, **build: Any) -> Iterator[Studio]:
     # A short retry budget, as ryla-studio uses, so that "backend down" answers quickly.
     client = RylaClient(backend_url, retry_budget=1.0, timeout=120.0)
     history = History(data_dir)
-    app = build_app(client, history, status_every=5.0)
+    app = build_app(client, history, status_every=5.0, **build)
     app.queue()
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
