@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.object_info import IMPLICIT_MODEL_FILES, MODEL_FILE_INPUTS, choice_options
 from workflows.registry import LORA_FILE, PIPELINES as PIPELINE_SPECS, PROMPT, REFERENCE_IMAGE, SEED
 from workflows.request_models import MAX_SEED
 
@@ -23,11 +22,6 @@ PIPELINES = tuple(PIPELINE_SPECS)
 # The request model each pipeline is filled from. flux-lora's and the character
 # pipelines' models extend the Flux Dev fields, so a subclass is accepted.
 REQUEST_TYPES: dict[str, type[BaseModel]] = {p.name: p.request_model for p in PIPELINE_SPECS.values()}
-
-# What the shipped templates name where a per-request file goes; the tests install
-# these names so that a template validates as shipped.
-TEMPLATE_LORA_FILE = "character_lora.safetensors"
-TEMPLATE_REFERENCE_IMAGE = "reference.png"
 
 
 class RenderError(ValueError):
@@ -150,37 +144,3 @@ def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
     graph = load_template(pipeline)
     apply_fills(pipeline, graph, _fills(pipeline, request, seed, lora_file, reference_image))
     return graph
-
-
-def graph_model_files(graph: Mapping[str, Any],
-                      object_info: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(models folder, file name) for every model file the graph names or its nodes
-    load implicitly, in node order, without repeats.
-
-    An input counts when MODEL_FILE_INPUTS lists it and, for a node type this
-    object_info knows, the input is a choice list there.
-    """
-    found: list[tuple[str, str]] = []
-    for node in graph.values():
-        if not isinstance(node, dict):
-            continue
-        class_type = node.get("class_type")
-        inputs = node.get("inputs") or {}
-        known = object_info.get(class_type) if isinstance(class_type, str) else None
-        for (model_class, input_name), folder in MODEL_FILE_INPUTS.items():
-            if model_class != class_type or not isinstance(inputs.get(input_name), str):
-                continue
-            if known is not None and not _is_choice(known, input_name):
-                continue
-            found.append((folder, inputs[input_name]))
-        if isinstance(class_type, str):
-            found += IMPLICIT_MODEL_FILES.get(class_type, ())
-    return list(dict.fromkeys(found))
-
-
-def _is_choice(node_info: Mapping[str, Any], input_name: str) -> bool:
-    for section in ("required", "optional"):
-        spec = ((node_info.get("input") or {}).get(section) or {}).get(input_name)
-        if isinstance(spec, list):
-            return choice_options(spec) is not None
-    return False
