@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from tests.contract.conftest import RealComfyUI
+from tests.workflows.graph_files import TEMPLATE_LORA_FILE
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import with_installed_files
-from tests.workflows.graph_files import TEMPLATE_LORA_FILE
 from workflows.render import PIPELINES, load_template
 from workflows.validate import validate_graph
 

@@ -126,8 +126,11 @@ class Field:
 
 
 def _scalar(annotation: Any) -> Any:
+    """int, float, str or a Literal from a field's annotation (Optional, Annotated unwrapped)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     return annotation
 
 
