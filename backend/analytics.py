@@ -9,18 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from workflows.registry import GENERATION_FAILED, LORA_LOADED, Route
+
 log = logging.getLogger(__name__)
 
-# which SPEC event each route's lifecycle maps to
-REQUESTED = {"/flux-instantid": "modal_instantid_generation_requested"}
-COMPLETED = {
-    "/flux-instantid": "modal_instantid_generation_completed",
-    "/flux-lora": "modal_lora_generation_completed",
-}
-DEFAULT_REQUESTED = "modal_flux_dev_generation_requested"
-DEFAULT_COMPLETED = "modal_flux_dev_generation_completed"
-FAILED = "modal_flux_dev_generation_failed"
-LORA_LOADED = "modal_lora_loaded"
 DISTINCT_ID = "ryla-backend"
 
 
@@ -53,17 +45,16 @@ class Analytics:
         except Exception:  # analytics must never fail a generation
             log.warning("could not queue analytics event %s", name, exc_info=True)
 
-    def requested(self, endpoint: str, request_id: str) -> None:
-        self.event(REQUESTED.get(endpoint, DEFAULT_REQUESTED),
-                   {"request_id": request_id, "endpoint": endpoint})
+    def requested(self, route: Route, request_id: str) -> None:
+        self.event(route.requested_event, {"request_id": request_id, "endpoint": route.path})
 
-    def completed(self, endpoint: str, request_id: str, timings: dict[str, float]) -> None:
-        self.event(COMPLETED.get(endpoint, DEFAULT_COMPLETED),
-                   {"request_id": request_id, "endpoint": endpoint, "timings": timings})
+    def completed(self, route: Route, request_id: str, timings: dict[str, float]) -> None:
+        self.event(route.completed_event,
+                   {"request_id": request_id, "endpoint": route.path, "timings": timings})
 
     def failed(self, endpoint: str, request_id: str, error_code: str,
                timings: dict[str, float]) -> None:
-        self.event(FAILED, {"request_id": request_id, "endpoint": endpoint,
+        self.event(GENERATION_FAILED, {"request_id": request_id, "endpoint": endpoint,
                             "error_code": error_code, "timings": timings})
 
     def lora_loaded(self, endpoint: str, request_id: str, lora_id: str) -> None:

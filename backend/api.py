@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -31,8 +32,7 @@ from backend.request_errors import to_invalid_request
 from backend.settings import Settings
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import FOLDER_ALIASES
-from workflows.request_models import (ROUTES, CharacterRequest, FluxDevRequest, FluxLoraRequest,
-                                      FluxSchnellRequest, Wan2Request, WorkflowRequest)
+from workflows.registry import ROUTES, Route
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/health"})
@@ -145,9 +145,8 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
         runner = ComfyUIRunner(ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir,
                                              lora_dir=settings.lora_dir))
     loras = LoraStore(settings.lora_dir)
-    records = JobRecords(settings.data_dir)
     analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
-    generator = Generator(settings, runner, loras, records, analytics)
+    generator = Generator(settings, runner, loras, JobRecords(settings.data_dir), analytics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,10 +155,6 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
         await asyncio.to_thread(analytics.shutdown)
 
     app = FastAPI(title="RYLA Studio backend", version=_backend_version(), lifespan=lifespan)
-    app.state.settings = settings
-    app.state.runner = runner
-    app.state.generator = generator
-    app.state.analytics = analytics
 
     def limit_for(path: str) -> int:
         return settings.max_lora_bytes if path == "/loras" else settings.max_body_bytes
@@ -167,6 +162,16 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     if settings.api_token:
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
+    _add_error_handlers(app)
+    for route in ROUTES.values():
+        _add_generation_route(app, route, generator)
+    _add_info_routes(app, settings, runner, loras)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as the SPEC's body: ours, pydantic's (400 naming the field), Starlette's
+    404/405, and anything unexpected (500 without a traceback)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -174,7 +179,8 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        model = ROUTES.get(request.url.path)
+        route = ROUTES.get(request.url.path)
+        model = route.request_model if route is not None else None
         return _error_response(to_invalid_request(list(exc.errors()), model))
 
     @app.exception_handler(StarletteHTTPException)
@@ -197,32 +203,27 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
                                                   "server log has the details"}},
                             status_code=500)
 
-    async def generate(request: Request, endpoint: str, body: BaseModel) -> Response:
-        return _generation_response(request, await generator.generate(endpoint, body))
 
-    @app.post("/flux-dev")
-    async def flux_dev(body: FluxDevRequest, request: Request) -> Response:
-        return await generate(request, "/flux-dev", body)
+def _add_generation_route(app: FastAPI, route: Route, generator: Generator) -> None:
+    """POST route.path with route.request_model as its body: one OpenAPI operation per
+    route, named after its `ryla` command, its request model as the body schema."""
 
-    @app.post("/flux")
-    async def flux_schnell(body: FluxSchnellRequest, request: Request) -> Response:
-        return await generate(request, "/flux", body)
+    async def endpoint(body: BaseModel, request: Request) -> Response:
+        return _generation_response(request, await generator.generate(route.path, body))
 
-    @app.post("/flux-lora")
-    async def flux_lora(body: FluxLoraRequest, request: Request) -> Response:
-        return await generate(request, "/flux-lora", body)
+    # FastAPI reads the body's model from the signature: give it this route's model.
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          annotation=route.request_model),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+    ], return_annotation=Response)
+    app.add_api_route(route.path, endpoint, methods=["POST"], name=route.command.replace("-", "_"),
+                      summary=route.help, description=inspect.cleandoc(route.request_model.__doc__ or ""))
 
-    @app.post("/flux-instantid")
-    async def flux_instantid(body: CharacterRequest, request: Request) -> Response:
-        return await generate(request, "/flux-instantid", body)
 
-    @app.post("/wan2")
-    async def wan2(body: Wan2Request, request: Request) -> Response:
-        return await generate(request, "/wan2", body)
-
-    @app.post("/workflow")
-    async def workflow(body: WorkflowRequest, request: Request) -> Response:
-        return await generate(request, "/workflow", body)
+def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
+                     loras: LoraStore) -> None:
+    """The LoRA store, the model files and health."""
 
     @app.get("/loras")
     async def list_loras() -> list[dict[str, Any]]:
@@ -244,8 +245,6 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)
         return {"status": "ok", "version": _backend_version(), **await runner.health()}
-
-    return app
 
 
 def _models_report(settings: Settings) -> list[dict[str, Any]]:

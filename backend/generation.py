@@ -23,12 +23,10 @@ from backend.images import content_name, convert_format, decode_base64_image, to
 from backend.lora_store import LoraStore
 from backend.records import JobRecords
 from backend.settings import Settings
-from workflows.request_models import MAX_SEED, CharacterRequest, FluxLoraRequest, WorkflowRequest
+from workflows.registry import LORA_FILE, REFERENCE_IMAGE, ROUTES, Route
 from workflows.render import render_workflow
+from workflows.request_models import MAX_SEED, WorkflowRequest
 
-
-PIPELINE_OF_ROUTE = {"/flux-dev": "flux-dev", "/flux": "flux-schnell", "/flux-lora": "flux-lora",
-                     "/wan2": "wan2"}
 IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SEED_INPUTS = ("seed", "noise_seed")
 NO_SEED = -1  # X-Seed of a user workflow that names no seed
@@ -80,51 +78,59 @@ class Generator:
         # Pillow decoding is CPU work: off the event loop
         return await asyncio.to_thread(to_png, raw, field_name, self.settings.max_image_pixels)
 
-    async def _prepare(self, endpoint: str, body: BaseModel, seed: int,
+    async def _prepare(self, route: Route, body: BaseModel, seed: int,
                        request_id: str) -> tuple[dict[str, Any], dict[str, bytes], bool]:
         """(graph, input images to upload by name, user_graph). Uploads wait for the
         runner, after validation, so a refused graph leaves nothing in ComfyUI."""
-        if isinstance(body, WorkflowRequest):
-            renames: dict[str, str] = {}
-            uploads: dict[str, bytes] = {}
-            for name, value in body.images.items():
-                if not IMAGE_NAME_RE.fullmatch(name):
-                    raise InvalidImage(f"image name {name!r} is not allowed: use letters, digits, "
-                                       "'_', '-' and '.', no folders", field=f"images.{name}")
-                png = await self._png_of(value, f"images.{name}")
-                renames[name] = content_name(png)
-                uploads[renames[name]] = png
-            return _rename_images(body.workflow, renames), uploads, True
-        if isinstance(body, CharacterRequest):
-            png = await self._png_of(body.reference_image, "reference_image")
-            name = content_name(png)
-            graph = render_workflow(body.method, body, seed=seed, reference_image=name)
-            return graph, {name: png}, False
-        if isinstance(body, FluxLoraRequest):
-            info = await asyncio.to_thread(self.loras.get, body.lora_id)
-            self.analytics.lora_loaded(endpoint, request_id, body.lora_id)
-            trigger = body.trigger_word if body.trigger_word is not None else info.trigger_word
-            filled = body.model_copy(update={"trigger_word": trigger or None})
-            return render_workflow("flux-lora", filled, seed=seed, lora_file=info.file), {}, False
-        return render_workflow(PIPELINE_OF_ROUTE[endpoint], body, seed=seed), {}, False
+        if route.user_graph:
+            return await self._user_graph(body)  # type: ignore[arg-type]
+        pipeline = route.pipeline_for(body)
+        extras: dict[str, str] = {}
+        uploads: dict[str, bytes] = {}
+        r: Any = body
+        if pipeline.needs(REFERENCE_IMAGE):
+            png = await self._png_of(r.reference_image, "reference_image")
+            extras["reference_image"] = content_name(png)
+            uploads[extras["reference_image"]] = png
+        if pipeline.needs(LORA_FILE):
+            info = await asyncio.to_thread(self.loras.get, r.lora_id)
+            self.analytics.lora_loaded(route.path, request_id, r.lora_id)
+            trigger = r.trigger_word if r.trigger_word is not None else info.trigger_word
+            body = body.model_copy(update={"trigger_word": trigger or None})
+            extras["lora_file"] = info.file
+        return render_workflow(pipeline.name, body, seed=seed, **extras), uploads, False
+
+    async def _user_graph(self, body: WorkflowRequest
+                          ) -> tuple[dict[str, Any], dict[str, bytes], bool]:
+        renames: dict[str, str] = {}
+        uploads: dict[str, bytes] = {}
+        for name, value in body.images.items():
+            if not IMAGE_NAME_RE.fullmatch(name):
+                raise InvalidImage(f"image name {name!r} is not allowed: use letters, digits, "
+                                   "'_', '-' and '.', no folders", field=f"images.{name}")
+            png = await self._png_of(value, f"images.{name}")
+            renames[name] = content_name(png)
+            uploads[renames[name]] = png
+        return _rename_images(body.workflow, renames), uploads, True
 
     async def generate(self, endpoint: str, body: BaseModel) -> Generation:
         started = time.monotonic()
         request_id = uuid.uuid4().hex
+        route = ROUTES[endpoint]
         explicit_seed = getattr(body, "seed", None)
         seed = explicit_seed if explicit_seed is not None else secrets.randbelow(MAX_SEED + 1)
-        if isinstance(body, WorkflowRequest):
-            seed = _workflow_seed(body.workflow)
+        if route.user_graph:
+            seed = _workflow_seed(body.workflow)  # type: ignore[attr-defined]
         dumped = body.model_dump(mode="json")
         await asyncio.to_thread(self.records.start, request_id, endpoint, dumped, seed)
-        self.analytics.requested(endpoint, request_id)
+        self.analytics.requested(route, request_id)
         timings: dict[str, float] = {}
         prompt_id: str | None = None
         try:
             deadline = self.settings.deadline_s
             try:
                 async with asyncio.timeout(deadline):
-                    graph, images, user_graph = await self._prepare(endpoint, body, seed, request_id)
+                    graph, images, user_graph = await self._prepare(route, body, seed, request_id)
                     await self.runner.check(graph, user_graph=user_graph, input_images=images)
             except TimeoutError:
                 raise DeadlineExceeded(f"preparing the job took longer than the {deadline:.0f} s "
@@ -156,7 +162,7 @@ class Generator:
             error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
             await self._failed(endpoint, request_id, error, timings, started)
             raise
-        self.analytics.completed(endpoint, request_id, timings)
+        self.analytics.completed(route, request_id, timings)
         return Generation(request_id, seed, outputs, timings, paths)
 
     async def _failed(self, endpoint: str, request_id: str, error: dict[str, Any],

@@ -174,14 +174,13 @@ class GpuWorker:
 def _graph_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.graph:
         return json.loads(Path(args.graph).read_text())
+    from workflows.registry import PIPELINES
     from workflows.render import render_workflow
-    from workflows.request_models import ROUTES
 
-    route = {"flux-dev": "/flux-dev", "flux-schnell": "/flux", "wan2": "/wan2"}[args.pipeline]
     fields = {"prompt": args.prompt, "width": args.width, "height": args.height}
     if args.steps:
         fields["steps"] = args.steps
-    request = ROUTES[route](**{k: v for k, v in fields.items() if v is not None})
+    request = PIPELINES[args.pipeline].request_model(**{k: v for k, v in fields.items() if v is not None})
     return render_workflow(args.pipeline, request, seed=args.seed)
 
 

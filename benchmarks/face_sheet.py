@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from ui.face_consistency import FaceScorer
+from ui.face.consistency import FaceScorer
 
 FACES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 TARGET_S = 5.0

@@ -53,9 +53,6 @@ SHEET_VARIATIONS: tuple[SheetVariation, ...] = (
     SheetVariation("laughing", "expression", f"close-up portrait, laughing, eyes slightly narrowed, {_STYLE}"),
 )
 
-SHEET_PROMPTS: tuple[str, ...] = tuple(variation.prompt for variation in SHEET_VARIATIONS)
-
-
 class PromptFileError(ValueError):
     """A prompts file that cannot be used; the message says which file and why."""
 

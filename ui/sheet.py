@@ -49,7 +49,7 @@ class SheetRun:
     out_dir: Path
     reference: Path
     items: list[SheetItem]
-    report: Any = None  # ui.face_consistency.SheetReport when scoring ran
+    report: Any = None  # ui.face.consistency.SheetReport when scoring ran
     report_files: list[Path] = field(default_factory=list)
     score_error: str | None = None
     wall_seconds: float = 0.0
@@ -120,26 +120,15 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def one(item: SheetItem, request: CharacterRequest) -> SheetItem:
-        start = time.perf_counter()
-        try:
-            result = client.generate(request)
-        except BackendError as exc:
-            item.error_code, item.error = exc.code, exc.message
-        else:
-            ext = extension_for(result.content_type)
-            path = out_dir / f"{item.index:02d}-{item.method}-{item.name}{ext}"
-            path.write_bytes(result.images[0])
-            item.path, item.content_type = path, result.content_type
-            item.seed, item.request_id = result.seed, result.request_id
-        item.seconds = round(time.perf_counter() - start, 3)
+    def one(pair: tuple[SheetItem, CharacterRequest]) -> SheetItem:
+        item = _generate_item(client, *pair, out_dir)
         if on_item is not None:
             on_item(item)
         return item
 
     wall_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(planned)))) as pool:
-        items = list(pool.map(lambda pair: one(*pair), planned))
+        items = list(pool.map(one, planned))
     run = SheetRun(out_dir=out_dir, reference=reference, items=items,
                    wall_seconds=time.perf_counter() - wall_start)
     if score and run.succeeded:
@@ -150,11 +139,28 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
     return run
 
 
+def _generate_item(client: RylaClient, item: SheetItem, request: CharacterRequest,
+                   out_dir: Path) -> SheetItem:
+    """One image of the sheet, saved; a backend error is recorded on the item, not raised."""
+    start = time.perf_counter()
+    try:
+        result = client.generate(request)
+    except BackendError as exc:
+        item.error_code, item.error = exc.code, exc.message
+    else:
+        path = out_dir / f"{item.index:02d}-{item.method}-{item.name}{extension_for(result.content_type)}"
+        path.write_bytes(result.images[0])
+        item.path, item.content_type = path, result.content_type
+        item.seed, item.request_id = result.seed, result.request_id
+    item.seconds = round(time.perf_counter() - start, 3)
+    return item
+
+
 def _score(run: SheetRun, threshold: float) -> None:
     # Imported here: the face models load lazily, but numpy/dlib imports are still heavy
     # for the studio's generation tabs and `ryla sheet --no-score`.
-    from ui.face_consistency import FaceConsistencyError, score_sheet
-    from ui.review_report import write_report
+    from ui.face.consistency import FaceConsistencyError, score_sheet
+    from ui.face.report import write_report
 
     done = [item for item in run.succeeded if item.path is not None]
     try:

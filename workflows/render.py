@@ -11,41 +11,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.object_info import IMPLICIT_MODEL_FILES, MODEL_FILE_INPUTS, choice_options
-from workflows.request_models import (
-    MAX_SEED,
-    CharacterRequest,
-    FluxDevRequest,
-    FluxLoraRequest,
-    FluxSchnellRequest,
-    Wan2Request,
-    ZImageRequest,
-)
+from workflows.registry import LORA_FILE, PIPELINES as PIPELINE_SPECS, PROMPT, REFERENCE_IMAGE, SEED
+from workflows.request_models import MAX_SEED
 
-PIPELINES = ("flux-dev", "flux-schnell", "flux-lora", "instantid", "pulid", "wan2", "z-image")
-GRAPHS_DIR = Path(__file__).with_name("graphs")
-
+PIPELINES = tuple(PIPELINE_SPECS)
 # The request model each pipeline is filled from. flux-lora's and the character
 # pipelines' models extend the Flux Dev fields, so a subclass is accepted.
-REQUEST_TYPES: dict[str, type[BaseModel]] = {
-    "flux-dev": FluxDevRequest,
-    "flux-schnell": FluxSchnellRequest,
-    "flux-lora": FluxLoraRequest,
-    "instantid": CharacterRequest,
-    "pulid": CharacterRequest,
-    "wan2": Wan2Request,
-    "z-image": ZImageRequest,
-}
-
-# What the shipped templates name where a per-request file goes; the tests install
-# these names so that a template validates as shipped.
-TEMPLATE_LORA_FILE = "character_lora.safetensors"
-TEMPLATE_REFERENCE_IMAGE = "reference.png"
+REQUEST_TYPES: dict[str, type[BaseModel]] = {p.name: p.request_model for p in PIPELINE_SPECS.values()}
 
 
 class RenderError(ValueError):
@@ -86,7 +62,7 @@ class Fill:
 
 @lru_cache(maxsize=len(PIPELINES))
 def _template_text(pipeline: str) -> str:
-    return (GRAPHS_DIR / f"{pipeline}.json").read_text(encoding="utf-8")
+    return PIPELINE_SPECS[pipeline].graph_path.read_text(encoding="utf-8")
 
 
 def load_template(pipeline: str) -> dict[str, Any]:
@@ -106,56 +82,25 @@ def _prompt_text(request: BaseModel) -> str:
     return prompt
 
 
-def _image_fills(request: BaseModel, seed: int) -> list[Fill]:
-    r: Any = request
-    return [
-        Fill("positive", "text", _prompt_text(request)),
-        Fill("negative", "text", r.negative_prompt),
-        Fill("latent", "width", r.width),
-        Fill("latent", "height", r.height),
-        Fill("sampler", "seed", seed),
-        Fill("sampler", "steps", r.steps),
-    ]
+# What a pipeline that needs a per-job value says when it is not given.
+_NEEDED = {
+    LORA_FILE: ("lora_file", "the LoRA's file name in models/loras"),
+    REFERENCE_IMAGE: ("reference_image", "the uploaded image's name in ComfyUI's input folder"),
+}
 
 
 def _fills(pipeline: str, request: BaseModel, seed: int, lora_file: str | None,
            reference_image: str | None) -> list[Fill]:
-    r: Any = request
-    if pipeline == "wan2":
-        return [
-            Fill("positive", "text", r.prompt),
-            Fill("negative", "text", r.negative_prompt),
-            Fill("latent", "width", r.width),
-            Fill("latent", "height", r.height),
-            Fill("latent", "length", r.frames),
-            Fill("sampler", "seed", seed),
-            Fill("sampler", "steps", r.steps),
-            Fill("sampler", "cfg", float(r.guidance)),
-            Fill("save", "fps", float(r.fps)),
-        ]
-    fills = _image_fills(request, seed)
-    if pipeline in ("flux-dev", "flux-lora", "pulid"):
-        # Flux Dev is guidance-distilled: guidance goes to FluxGuidance, cfg stays 1.
-        fills.append(Fill("guidance", "guidance", float(r.guidance)))
-    # flux-schnell and z-image: distilled without guidance; the graph's cfg stays 1.
-    if pipeline == "flux-lora":
-        if not lora_file:
-            raise RenderError("flux-lora needs lora_file: the LoRA's file name in models/loras")
-        fills += [Fill("lora", "lora_name", lora_file),
-                  Fill("lora", "strength_model", float(r.lora_strength))]
-    if pipeline in ("instantid", "pulid"):
-        if not reference_image:
-            raise RenderError(
-                f"{pipeline} needs reference_image: the uploaded image's name in ComfyUI's input folder"
-            )
-        fills.append(Fill("reference_image", "image", reference_image))
-    if pipeline == "instantid":
-        fills += [Fill("instantid", "ip_weight", float(r.instantid_strength)),
-                  Fill("instantid", "cn_strength", float(r.controlnet_strength)),
-                  Fill("sampler", "cfg", float(r.guidance))]
-    if pipeline == "pulid":
-        # PuLID has no ControlNet; instantid_strength is the identity weight.
-        fills.append(Fill("pulid", "weight", float(r.instantid_strength)))
+    """The pipeline's slots (workflows/registry.py) with this request's values."""
+    given = {SEED: seed, PROMPT: _prompt_text(request), LORA_FILE: lora_file,
+             REFERENCE_IMAGE: reference_image}
+    fills = []
+    for slot in PIPELINE_SPECS[pipeline].slots:
+        value = given[slot.source] if slot.source in given else getattr(request, slot.source)
+        if value is None and slot.source in _NEEDED:
+            argument, what = _NEEDED[slot.source]
+            raise RenderError(f"{pipeline} needs {argument}: {what}")
+        fills.append(Fill(slot.role, slot.input_name, float(value) if slot.as_float else value))
     return fills
 
 
@@ -199,37 +144,3 @@ def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
     graph = load_template(pipeline)
     apply_fills(pipeline, graph, _fills(pipeline, request, seed, lora_file, reference_image))
     return graph
-
-
-def graph_model_files(graph: Mapping[str, Any],
-                      object_info: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(models folder, file name) for every model file the graph names or its nodes
-    load implicitly, in node order, without repeats.
-
-    An input counts when MODEL_FILE_INPUTS lists it and, for a node type this
-    object_info knows, the input is a choice list there.
-    """
-    found: list[tuple[str, str]] = []
-    for node in graph.values():
-        if not isinstance(node, dict):
-            continue
-        class_type = node.get("class_type")
-        inputs = node.get("inputs") or {}
-        known = object_info.get(class_type) if isinstance(class_type, str) else None
-        for (model_class, input_name), folder in MODEL_FILE_INPUTS.items():
-            if model_class != class_type or not isinstance(inputs.get(input_name), str):
-                continue
-            if known is not None and not _is_choice(known, input_name):
-                continue
-            found.append((folder, inputs[input_name]))
-        if isinstance(class_type, str):
-            found += IMPLICIT_MODEL_FILES.get(class_type, ())
-    return list(dict.fromkeys(found))
-
-
-def _is_choice(node_info: Mapping[str, Any], input_name: str) -> bool:
-    for section in ("required", "optional"):
-        spec = ((node_info.get("input") or {}).get(section) or {}).get(input_name)
-        if isinstance(spec, list):
-            return choice_options(spec) is not None
-    return False

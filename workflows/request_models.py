@@ -20,6 +20,15 @@ MAX_SEED = 2**63 - 1  # ComfyUI's KSampler seed upper bound is 0xfffffffffffffff
 ImageFormat = Literal["jpeg", "png"]
 CharacterMethod = Literal["instantid", "pulid"]
 
+# Each field's help, written once: the OpenAPI schema, `ryla --help` and the studio show it.
+PROMPT_HELP = "what to generate"
+NEGATIVE_HELP = "what to avoid"
+WIDTH_HELP = "width in pixels"
+HEIGHT_HELP = "height in pixels"
+STEPS_HELP = "sampling steps"
+GUIDANCE_HELP = "prompt guidance"
+SEED_HELP = "seed; random when absent, and the one used is reported"
+
 
 def _check_size_step(value: int) -> int:
     if value % SIZE_STEP:
@@ -32,13 +41,13 @@ class ImageRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
-    width: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE)
-    height: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE)
-    steps: int = Field(default=28, ge=1, le=100)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="random when absent")
-    format: ImageFormat = "jpeg"
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
+    width: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=WIDTH_HELP)
+    height: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=HEIGHT_HELP)
+    steps: int = Field(default=28, ge=1, le=100, description=STEPS_HELP)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
+    format: ImageFormat = Field(default="jpeg", description="image format")
 
     @field_validator("width", "height")
     @classmethod
@@ -56,7 +65,7 @@ class ImageRequest(BaseModel):
 class GenerationRequest(ImageRequest):
     """The image routes that take a guidance value (Flux and the character methods)."""
 
-    guidance: float = Field(default=3.5, ge=0.0, le=20.0)
+    guidance: float = Field(default=3.5, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class FluxDevRequest(GenerationRequest):
@@ -66,16 +75,19 @@ class FluxDevRequest(GenerationRequest):
 class FluxSchnellRequest(GenerationRequest):
     """POST /flux: Flux.1 Schnell, distilled for 4 steps and no guidance."""
 
-    steps: int = Field(default=4, ge=1, le=100)
-    guidance: float = Field(default=0.0, ge=0.0, le=20.0)
+    steps: int = Field(default=4, ge=1, le=100, description=STEPS_HELP)
+    guidance: float = Field(default=0.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class FluxLoraRequest(GenerationRequest):
     """POST /flux-lora: Flux.1 Dev with a character LoRA from the LoRA store."""
 
-    lora_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    lora_strength: float = Field(default=0.8, ge=0.0, le=1.0)
-    trigger_word: str | None = Field(default=None, max_length=200)
+    lora_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                         description="id of a LoRA in the store (see `ryla loras`)")
+    lora_strength: float = Field(default=0.8, ge=0.0, le=1.0, title="LoRA strength",
+                                 description="how strongly the LoRA applies")
+    trigger_word: str | None = Field(default=None, max_length=200,
+                                     description="LoRA trigger word (the store's when absent)")
 
 
 class ZImageRequest(ImageRequest):
@@ -84,7 +96,7 @@ class ZImageRequest(ImageRequest):
     negative conditioning, so `negative_prompt` is accepted (every image route takes it)
     but changes nothing; there is no guidance field to set."""
 
-    steps: int = Field(default=8, ge=1, le=50)
+    steps: int = Field(default=8, ge=1, le=50, description=STEPS_HELP)
 
 
 class CharacterRequest(GenerationRequest):
@@ -94,11 +106,15 @@ class CharacterRequest(GenerationRequest):
     """
 
     reference_image: str = Field(min_length=1, description="data URL or base64 of a JPEG/PNG/WebP")
-    method: CharacterMethod = "instantid"
-    instantid_strength: float = Field(default=0.8, ge=0.0, le=1.5)
-    controlnet_strength: float = Field(default=0.8, ge=0.0, le=1.5)
-    steps: int = Field(default=30, ge=1, le=100)
-    guidance: float = Field(default=4.0, ge=0.0, le=20.0)
+    method: CharacterMethod = Field(default="instantid",
+                                    description="identity method: instantid (SDXL) or pulid (Flux)")
+    instantid_strength: float = Field(default=0.8, ge=0.0, le=1.5, title="Identity strength",
+                                      description="identity strength")
+    controlnet_strength: float = Field(default=0.8, ge=0.0, le=1.5,
+                                       title="ControlNet strength (InstantID)",
+                                       description="face keypoint ControlNet strength")
+    steps: int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
+    guidance: float = Field(default=4.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class Wan2Request(BaseModel):
@@ -106,16 +122,16 @@ class Wan2Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
-    width: int = Field(default=832, ge=MIN_SIZE, le=1280)
-    height: int = Field(default=480, ge=MIN_SIZE, le=1280)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
+    width: int = Field(default=832, ge=MIN_SIZE, le=1280, description=WIDTH_HELP)
+    height: int = Field(default=480, ge=MIN_SIZE, le=1280, description=HEIGHT_HELP)
     # Wan's VAE compresses time 4x, so ComfyUI wants length = 4k + 1.
-    frames: int = Field(default=33, ge=5, le=121)
-    fps: int = Field(default=16, ge=1, le=60)
-    steps: int = Field(default=30, ge=1, le=100)
-    guidance: float = Field(default=6.0, ge=0.0, le=20.0)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    frames: int = Field(default=33, ge=5, le=121, description="video length in frames, 4k+1")
+    fps: int = Field(default=16, ge=1, le=60, description="frames per second")
+    steps: int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
+    guidance: float = Field(default=6.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
 
     @field_validator("width", "height")
     @classmethod
@@ -138,14 +154,3 @@ class WorkflowRequest(BaseModel):
     workflow: dict[str, Any] = Field(min_length=1)
     images: dict[str, str] = Field(default_factory=dict, description="input name -> data URL")
 
-
-# The route each request model is posted to; the client, CLI and studio use this map
-# so that a route name is written once.
-ROUTES: dict[str, type[BaseModel]] = {
-    "/flux-dev": FluxDevRequest,
-    "/flux": FluxSchnellRequest,
-    "/flux-lora": FluxLoraRequest,
-    "/flux-instantid": CharacterRequest,
-    "/wan2": Wan2Request,
-    "/workflow": WorkflowRequest,
-}

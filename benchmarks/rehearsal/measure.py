@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from ui.client import BackendError, RylaClient, image_data_url, route_for
 from workflows.render import render_workflow
-from workflows.request_models import (ROUTES, CharacterRequest, FluxDevRequest, FluxLoraRequest,
+from workflows.registry import ROUTES
+from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLoraRequest,
                                       FluxSchnellRequest, Wan2Request, WorkflowRequest, ZImageRequest)
 
 PROMPT = "a portrait photo of a woman with red hair, {}, soft light"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from benchmarks.rehearsal import measure
-from workflows.request_models import ROUTES
+from workflows.registry import ROUTES
 from tests.builders import safetensors_bytes
 
 REQUIRED = {"route", "method", "status", "wall_s", "gpu", "comfyui_ready_s", "first_image_s",

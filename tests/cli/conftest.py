@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ui.cli import main
+from ui.cli.main import main
 
 
 @dataclass

@@ -22,8 +22,8 @@ from ui.client import (
     RylaClient,
     route_for,
 )
+from workflows.registry import ROUTES
 from workflows.request_models import (
-    ROUTES,
     CharacterRequest,
     FluxDevRequest,
     FluxSchnellRequest,
@@ -84,7 +84,7 @@ def test_generate_posts_to_the_models_route_and_decodes_images(stub: StubServer)
 
 
 def test_every_request_model_has_its_own_route() -> None:
-    assert {route_for(model.model_construct()) for model in ROUTES.values()} == set(ROUTES)
+    assert {route_for(route.request_model.model_construct()) for route in ROUTES.values()} == set(ROUTES)
     with pytest.raises(TypeError, match="has no route"):
         route_for(FluxDevRequest.__base__.model_construct())  # GenerationRequest itself
 

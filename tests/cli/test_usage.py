@@ -11,7 +11,9 @@ import pytest
 
 from tests.builders import free_port
 from tests.cli.conftest import Run
-from ui.cli import GENERATE_COMMANDS, build_parser, latency_stats
+from ui.cli.parser import build_parser
+from ui.cli.runs import latency_stats
+from workflows.registry import ROUTES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +87,7 @@ def test_empty_prompts_file_is_bad_usage(ryla: Callable[..., Run], nowhere: str,
 def test_every_command_has_help_with_an_example(ryla: Callable[..., Run]) -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(GENERATE_COMMANDS) | {"loras", "models", "success-rate", "bench", "sheet", "score"} == set(commands)
+    assert {route.command for route in ROUTES.values()} | {"loras", "models", "success-rate", "bench", "sheet", "score"} == set(commands)
     for name in commands:
         result = ryla(name, "--help")
         assert result.code == 0

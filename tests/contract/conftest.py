@@ -17,7 +17,7 @@ from PIL import Image
 from tests.comfyui_double.server import ComfyUIDouble
 from tests.contract.recording import API_EXAMPLES
 from workflows.manifest import MODEL_MANIFEST
-from workflows.render import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
+from tests.workflows.graph_files import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
 
 REAL_URL_ENV = "RYLA_REAL_COMFYUI_URL"
 REAL_MODELS_ENV = "RYLA_REAL_COMFYUI_MODELS_DIR"

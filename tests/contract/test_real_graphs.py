@@ -17,9 +17,10 @@ import pytest
 import requests
 
 from tests.contract.conftest import RealComfyUI
+from tests.workflows.graph_files import TEMPLATE_LORA_FILE
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import with_installed_files
-from workflows.render import PIPELINES, TEMPLATE_LORA_FILE, load_template
+from workflows.render import PIPELINES, load_template
 from workflows.validate import validate_graph
 
 pytestmark = pytest.mark.real_comfyui

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ui.face_consistency import FaceScorer
+from ui.face.consistency import FaceScorer
 
 @pytest.fixture(scope="session")
 def scorer() -> FaceScorer:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ui.face_consistency import (
+from ui.face.consistency import (
     NO_FACE,
     FaceScorer,
     InvalidImage,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ui.face_consistency import FaceScorer, SheetReport
-from ui.review_report import COLOURS, LABEL_HEIGHT, TILE, format_table, write_report
+from ui.face.consistency import FaceScorer, SheetReport
+from ui.face.report import COLOURS, LABEL_HEIGHT, TILE, format_table, write_report
 
 
 @pytest.fixture(scope="module")

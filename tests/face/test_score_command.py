@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ui.score_command import add_score_arguments, run_score
+from ui.cli.score import add_score_arguments, run_score
 
 
 def _run(argv: list[str]) -> int:

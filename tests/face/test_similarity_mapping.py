@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ui.face_consistency import DEFAULT_THRESHOLD, SIMILARITY_ANCHORS, similarity_percent
+from ui.face.consistency import DEFAULT_THRESHOLD, SIMILARITY_ANCHORS, similarity_percent
 
 
 def test_anchors_map_to_their_stated_percent() -> None:

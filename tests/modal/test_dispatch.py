@@ -380,7 +380,7 @@ def test_health_answers_quickly_when_heartbeats_cannot_be_read(
 def test_an_open_studio_tab_causes_no_gpu_time(make_web: Callable[..., WebTier]) -> None:
     """What the studio asks on its own (the status line every 15 s, the LoRA list, the
     models list) is answered by the web tier; no GPU call is made."""
-    from ui.callbacks import StudioCallbacks
+    from ui.studio.status import backend_status
 
     web = make_web(lambda job: pytest.fail("the GPU was asked"))  # type: ignore[arg-type,return-value]
 
@@ -390,8 +390,7 @@ def test_an_open_studio_tab_causes_no_gpu_time(make_web: Callable[..., WebTier])
         def health(self) -> dict[str, Any]:
             return web.client.get("/health").json()
 
-    callbacks = StudioCallbacks(InProcessClient(), history=None)  # type: ignore[arg-type]
-    lines = [callbacks.backend_status() for _ in range(20)]
+    lines = [backend_status(InProcessClient()) for _ in range(20)]  # type: ignore[arg-type]
     assert web.client.get("/loras", headers=AUTH).status_code == 200
     assert web.client.get("/models", headers=AUTH).status_code == 200
     assert web.gpu.jobs == [] and web.heartbeats.reads == 20

@@ -327,9 +327,9 @@ def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> 
     import json
 
     from backend.comfyui_process import ContainerLayout, comfyui_command
-    from workflows.render import GRAPHS_DIR
+    from workflows.registry import PIPELINES
 
-    nodes = sum(len(json.loads(p.read_text())) for p in GRAPHS_DIR.glob("*.json"))
+    nodes = sum(len(json.loads(p.graph_path.read_text())) for p in PIPELINES.values())
     cmd = comfyui_command(ContainerLayout())
     assert int(cmd[cmd.index("--cache-lru") + 1]) >= nodes
     assert "--disable-api-nodes" in cmd  # paid web-service nodes: never used, slow to import

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.builders import free_port, safetensors_bytes
 from tests.shared_files import REPO_ROOT
-from ui.app import build_app, launch_options
+from ui.studio.app import build_app, launch_options
 from ui.client import RylaClient
-from ui.history import History
+from ui.studio.history import History
 
 OUTPUT_DIR = REPO_ROOT / "test-output" / "studio"
 
@@ -34,11 +35,11 @@ def closed_port_url() -> str:
 
 
 @contextmanager
-def running_studio(backend_url: str, data_dir: Path) -> Iterator[Studio]:
+def running_studio(backend_url: str, data_dir: Path, **build: Any) -> Iterator[Studio]:
     # A short retry budget, as ryla-studio uses, so that "backend down" answers quickly.
     client = RylaClient(backend_url, retry_budget=1.0, timeout=120.0)
     history = History(data_dir)
-    app = build_app(client, history, status_every=5.0)
+    app = build_app(client, history, status_every=5.0, **build)
     app.queue()
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

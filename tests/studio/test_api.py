@@ -12,9 +12,10 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from tests.studio.conftest import Studio, running_studio, write_safetensors
-from ui.app import build_app
-from ui.callbacks import StudioCallbacks
-from ui.history import History
+from ui.studio.app import build_app
+from ui.studio.history_tab import HistoryTab
+from ui.studio.status import backend_status
+from ui.studio.history import History
 
 
 def client_for(studio: Studio) -> Client:
@@ -149,8 +150,8 @@ def test_unreachable_backend_is_a_gradio_error(offline_studio: Studio) -> None:
 
 
 def test_status_line_says_whether_the_backend_answers(studio: Studio, offline_studio: Studio) -> None:
-    up = StudioCallbacks(studio.client, studio.history).backend_status()
-    down = StudioCallbacks(offline_studio.client, offline_studio.history).backend_status()
+    up = backend_status(studio.client)
+    down = backend_status(offline_studio.client)
     assert "Backend ok" in up and studio.client.base_url in up
     assert "Backend unreachable" in down and "Review and History still work" in down
 
@@ -176,7 +177,7 @@ def test_history_survives_a_restart_and_settings_come_back(studio: Studio) -> No
                    api_name="/generate_flux")
     item_id = studio.history.items()[0].id
     # A restart: a new app over the same data folder lists the item and restores its settings.
-    restarted = StudioCallbacks(studio.client, History(studio.history.root))
+    restarted = HistoryTab(History(studio.history.root))
     table, _ = restarted.list_history()
     assert table[0][0] == item_id and table[0][3] == "a snowy cabin"
     gallery, params = restarted.show_history_item(item_id)

@@ -14,7 +14,7 @@ import requests
 
 from tests.builders import free_port
 from tests.studio.conftest import REPO_ROOT, closed_port_url
-from ui.app import DEFAULT_USER, parse_args, resolve_auth
+from ui.studio.app import DEFAULT_USER, parse_args, resolve_auth
 
 
 def test_defaults_match_the_spec() -> None:
@@ -53,7 +53,7 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
     log = tmp_path / "studio.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.app", "--share", "--auth", "maya:pw", "--port", str(port),
+            [sys.executable, "-m", "ui.studio.app", "--share", "--auth", "maya:pw", "--port", str(port),
              "--backend-url", closed_port_url(), "--data-dir", str(tmp_path / "data")],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -1,4 +1,4 @@
-"""ui.history: items survive a restart, newest first, files beside their JSON."""
+"""ui.studio.history: items survive a restart, newest first, files beside their JSON."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.history import ITEM_FILE, History, default_data_dir
+from ui.studio.history import ITEM_FILE, History, default_data_dir
 
 
 def test_item_survives_a_restart(tmp_path: Path) -> None:

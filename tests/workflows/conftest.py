@@ -11,7 +11,7 @@ import pytest
 from tests.shared_files import SHARED_DIR
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import load_object_info, with_installed_files
-from workflows.render import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
+from tests.workflows.graph_files import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
 
 UPLOADED_IMAGE = "ryla_ref_0001.png"
 USER_LORA = "alice_v2.safetensors"

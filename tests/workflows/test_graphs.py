@@ -11,7 +11,8 @@ import pytest
 
 from workflows.manifest import USER_FOLDERS, files_for, find
 from workflows.object_info import load_object_info
-from workflows.render import PIPELINES, graph_model_files, load_template, nodes_by_role
+from tests.workflows.graph_files import graph_model_files
+from workflows.render import PIPELINES, load_template, nodes_by_role
 from workflows.validate import GraphProblem, validate_graph
 
 

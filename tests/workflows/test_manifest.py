@@ -16,7 +16,8 @@ from workflows.manifest import (
     installed_by_folder,
 )
 from workflows.object_info import load_object_info
-from workflows.render import PIPELINES, graph_model_files, load_template
+from tests.workflows.graph_files import graph_model_files
+from workflows.render import PIPELINES, load_template
 
 
 def test_every_pipeline_has_its_files() -> None:

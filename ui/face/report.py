@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ui.face_consistency import FaceResult, SheetReport
+from ui.face.consistency import FaceResult, SheetReport
 
 TILE = 256
 LABEL_HEIGHT = 64

@@ -6,7 +6,8 @@ the distance, a similarity in percent (the documented mapping in `similarity_per
 pass/fail against a threshold, plus a summary for the whole sheet.
 
 The weights come from the `face_recognition_models` package, so nothing is downloaded at run
-time. Calibration (what the threshold and the percentages mean): docs/face_calibration.md.
+time. Calibration (what the threshold and the percentages mean): SIMILARITY_ANCHORS and
+`similarity_percent` below, measured by tests/face/test_similarity_mapping.py.
 """
 
 from __future__ import annotations

@@ -13,14 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-from ui.face_consistency import (
+from ui.face.consistency import (
     DEFAULT_THRESHOLD,
     FaceModelsMissing,
     InvalidImage,
     ReferenceFaceNotFound,
     score_sheet,
 )
-from ui.review_report import format_table, write_report
+from ui.face.report import format_table, write_report
 
 DEFAULT_OUTPUT = Path("ryla-score")
 
@@ -85,13 +85,3 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"\nreport: {files.json}\n        {files.csv}\n        {files.png}")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry for `python -m ui.score_command`; `ryla score` registers the same."""
-    parser = argparse.ArgumentParser(prog="ryla score", description=__doc__.splitlines()[0])
-    add_score_arguments(parser)
-    return run_score(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

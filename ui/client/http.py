@@ -36,7 +36,7 @@ import requests
 from pydantic import BaseModel
 from urllib3.exceptions import NewConnectionError
 
-from workflows.request_models import ROUTES
+from workflows.registry import ROUTE_OF_MODEL
 
 DEFAULT_BACKEND_URL = "http://127.0.0.1:8000"
 DEFAULT_RETRY_BUDGET_S = 10.0
@@ -46,9 +46,6 @@ _MAX_ERROR_TEXT = 300
 # Modal answers 303 every 150 s of a long job; this bounds a redirect loop, the call's
 # timeout bounds the time.
 MAX_RESULT_REDIRECTS = 100
-
-# Exact type -> route: a subclass of a request model is not silently posted elsewhere.
-_ROUTE_BY_MODEL: dict[type[BaseModel], str] = {model: route for route, model in ROUTES.items()}
 
 
 @dataclass
@@ -88,11 +85,12 @@ class BackendUnreachable(BackendError):
 
 
 def route_for(request: BaseModel) -> str:
-    """The route a request model is posted to, from workflows.request_models.ROUTES."""
+    """The route a request model is posted to (workflows/registry.py); the exact type, so
+    that a subclass of a request model is not silently posted elsewhere."""
     try:
-        return _ROUTE_BY_MODEL[type(request)]
+        return ROUTE_OF_MODEL[type(request)].path
     except KeyError:
-        known = ", ".join(model.__name__ for model in _ROUTE_BY_MODEL)
+        known = ", ".join(model.__name__ for model in ROUTE_OF_MODEL)
         raise TypeError(f"{type(request).__name__} has no route; use one of {known}") from None
 
 

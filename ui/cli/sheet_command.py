@@ -1,0 +1,51 @@
+"""`ryla sheet`: a character sheet and its face-consistency report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ui.cli.options import UsageError, backend_client, build_request, field_values
+from ui.cli.output import emit_json, timestamped
+from ui.cli.runs import prompts_from
+from ui.prompts import SHEET_VARIATIONS
+from workflows.request_models import CharacterRequest
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from ui.sheet import generate_sheet  # the sheet pulls in the face-scoring stack
+
+    if not args.reference.is_file():
+        raise UsageError(f"--reference: no such file {str(args.reference)!r}")
+    prompts: list[Any] = prompts_from(args.prompts, ()) if args.prompts else list(SHEET_VARIATIONS)
+    if args.count:
+        prompts = prompts[: args.count]
+    model = CharacterRequest
+    options = field_values(args, [n for n in model.model_fields if n not in ("prompt", "method")])
+    out_dir = args.output or timestamped("sheet")
+    # Check every field before the first request: a range error is exit 2, not N failures.
+    build_request(model, {**options, "prompt": "check", "reference_image": "check", "method": "instantid"})
+
+    def progress(item: Any) -> None:
+        if not args.json:
+            status = f"ok -> {item.path}" if item.ok else f"FAIL {item.error_code}: {item.error}"
+            print(f"[{item.index:02d}] {item.method:<9} {item.name:<24} {item.seconds:.2f} s  {status}",
+                  flush=True)
+
+    with backend_client(args) as client:
+        run = generate_sheet(client, args.reference, prompts, out_dir, method=args.method,
+                             concurrency=args.concurrency, threshold=args.threshold, options=options,
+                             score=not args.no_score, on_item=progress)
+    if args.json:
+        emit_json(run.to_dict())
+    else:
+        print(f"\n{len(run.succeeded)}/{len(run.items)} images in {run.out_dir} "
+              f"({run.wall_seconds:.2f} s); manifest {run.out_dir / 'sheet.json'}")
+        if run.report is not None:
+            from ui.face.report import format_table
+
+            print(format_table(run.report))
+            print("report: " + ", ".join(str(p) for p in run.report_files))
+        elif run.score_error:
+            print(f"no face-consistency report: {run.score_error}")
+    return 0 if not run.failed else 1

@@ -1,0 +1,140 @@
+"""`ryla-studio`: the Gradio studio. Builds every tab (each module ui/studio/*_tab.py has
+its fields, layout, behaviour and events), the header's status line, and launches it.
+
+    ryla-studio [--host 127.0.0.1] [--port 7860] [--backend-url URL] [--data-dir DIR]
+                [--share] [--auth user:pass]
+
+`--share` needs a password: `--auth user:pass`, or RYLA_STUDIO_PASSWORD (user "ryla").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ui.client import RylaClient
+from ui.studio.batch import PRIVATE
+from ui.studio.fields import Field
+from ui.studio.flux_tab import FluxTab
+from ui.studio.history import History
+from ui.studio.history_tab import HistoryTab
+from ui.studio.lora_tab import LoraTab
+from ui.studio.review_tab import ReviewTab
+from ui.studio.sheet_tab import SheetTab
+from ui.studio.status import backend_status
+
+CSS_PATH = Path(__file__).with_name("studio.css")
+DEFAULT_USER = "ryla"
+STUDIO_RETRY_BUDGET_S = 3.0
+
+
+def build_app(client: RylaClient, history: History, *, status_every: float = 15.0,
+              fields: Mapping[str, tuple[Field, ...]] | None = None) -> gr.Blocks:
+    """The studio as a `gr.Blocks`, not launched (tests launch it on a free port).
+    `fields` replaces a tab's field spec by its kind ("flux", "sheet", "lora", "review")."""
+    spec = dict(fields or {})
+
+    def own(kind: str) -> dict[str, Any]:
+        return {"fields": spec[kind]} if kind in spec else {}
+
+    flux, sheet = FluxTab(client, history, **own("flux")), SheetTab(client, history, **own("sheet"))
+    lora, review = LoraTab(client, history, **own("lora")), ReviewTab(history, **own("review"))
+    past = HistoryTab(history)
+    with gr.Blocks(title="RYLA Studio") as app:
+        status, timer = _header(status_every)
+        with gr.Tabs(selected=flux.kind) as tabs:
+            for tab in (flux, sheet, lora, review, past):
+                with gr.Tab(tab.title, id=tab.kind, elem_id=f"tab-{tab.kind}"):
+                    tab.build()
+        for tab in (flux, sheet, lora, review):
+            tab.wire(tabs)
+        past.wire(tabs, [flux, sheet, lora],
+                  [review.made["reference_image"], review.made["images"]])
+        # The status line on load, then polled so that it follows the backend coming up
+        # or going away.
+        check = {"fn": lambda: backend_status(client), "outputs": status, "show_progress": "hidden"}
+        timer.tick(**check, api_name="backend_status_tick", **PRIVATE)
+        app.load(**check, **PRIVATE)
+        past.on_load(app)
+        lora.on_load(app)
+    return app
+
+
+def _header(status_every: float) -> tuple[gr.HTML, gr.Timer]:
+    with gr.Row(elem_classes=["ryla-header"]):
+        gr.Markdown("## RYLA Studio", elem_id="ryla-title")
+        status = gr.HTML("Backend: checking…", elem_id="backend-status")
+    return status, gr.Timer(status_every)
+
+
+def launch_options(history: History) -> dict[str, Any]:
+    """Keyword arguments for `Blocks.launch` that every launch needs: history files may
+    be served, and the studio's stylesheet."""
+    return {"allowed_paths": [str(history.root)], "css_paths": [CSS_PATH] if CSS_PATH.is_file() else None,
+            "theme": gr.themes.Soft()}
+
+
+def resolve_auth(auth: str | None, share: bool) -> tuple[str, str] | None:
+    """(user, password) from --auth or RYLA_STUDIO_PASSWORD; None when neither is set.
+    Raises SystemExit when --share is asked for without one: a public link to a GPU
+    backend must not be open to anyone who finds it."""
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit("ryla-studio: --auth takes user:password (both non-empty)")
+        return user, password
+    password = os.environ.get("RYLA_STUDIO_PASSWORD")
+    if password:
+        return DEFAULT_USER, password
+    if share:
+        raise SystemExit("ryla-studio: --share needs a password: set RYLA_STUDIO_PASSWORD "
+                         "(user 'ryla') or pass --auth user:password")
+    return None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ryla-studio", description="RYLA Studio (Gradio UI)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="open a public Gradio share link (needs --auth or RYLA_STUDIO_PASSWORD)")
+    parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
+    parser.add_argument("--backend-url", help="backend base URL (default RYLA_BACKEND_URL or "
+                        "http://127.0.0.1:8000)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="history folder (default RYLA_STUDIO_DATA or ~/.ryla)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    auth = resolve_auth(args.auth, args.share)
+    # A short retry budget: the status line and error popups should answer in seconds
+    # when the backend is down, not after the CLI's longer wait.
+    client = RylaClient(args.backend_url, retry_budget=STUDIO_RETRY_BUDGET_S)
+    history = History(args.data_dir)
+    app = build_app(client, history)
+    app.queue(default_concurrency_limit=4)
+    print(f"RYLA Studio: backend {client.base_url}, history in {history.root}", flush=True)
+    app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+               auth_message="RYLA Studio" if auth else None, prevent_thread_lock=True,
+               **launch_options(history))
+    if args.share and not app.share_url:
+        # Gradio prints its own reason; say plainly that the studio is still usable.
+        print(f"ryla-studio: the share link could not be opened (no network?); the studio "
+              f"keeps running locally at {app.local_url}", file=sys.stderr, flush=True)
+    try:
+        app.block_thread()
+    except KeyboardInterrupt:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The Flux tab: text to image with a choice of model, batches, fixed or random seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from pydantic import BaseModel
+
+from ui.client import RylaClient
+from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
+from ui.studio.fields import Field, Values, by_name, first_seed, inputs, place, request_values, stored
+from ui.studio.history import History
+from ui.studio.sizes import size_field
+from workflows.registry import ROUTES
+from workflows.request_models import FluxDevRequest
+
+# The model selector: choice -> route (workflows/registry.py). The first is the default.
+MODEL_ROUTES: dict[str, str] = {"Dev": "/flux-dev", "Schnell": "/flux"}
+
+FIELDS: tuple[Field, ...] = (
+    Field("prompt", "text", FluxDevRequest, label="Prompt",
+          options={"lines": 3, "placeholder": "a portrait photo of ..."}),
+    Field("negative_prompt", "text", FluxDevRequest, elem="negative", options={"lines": 2}),
+    size_field(row="model"),
+    Field("steps", "slider", FluxDevRequest, row="sampling"),
+    Field("guidance", "slider", FluxDevRequest, step=0.1, row="sampling"),
+    Field("seed", "number", FluxDevRequest, value=0, label="Seed", row="seed", restore=first_seed),
+    Field("random_seed", "checkbox", value=True, label="Random seed", elem="random", row="seed",
+          restore=lambda item: first_seed(item) is None),
+    Field("model", "radio", choices=tuple(MODEL_ROUTES), value=next(iter(MODEL_ROUTES)),
+          label="Model", row="model"),
+    Field("batch", "slider", value=1, minimum=1, maximum=8, step=1, label="Batch count",
+          cast=lambda value: int(value or 1)),
+)
+
+
+def request_model(choice: str | None) -> type[BaseModel]:
+    route = MODEL_ROUTES.get(str(choice), next(iter(MODEL_ROUTES.values())))
+    return ROUTES[route].request_model
+
+
+class FluxTab:
+    kind, title = "flux", "Flux Dev"
+
+    def __init__(self, client: RylaClient, history: History,
+                 fields: tuple[Field, ...] = FIELDS) -> None:
+        self.client, self.history, self.fields = client, history, fields
+
+    def generate(self, values: Values, progress: gr.Progress) -> Batch:
+        params = {"tab": self.kind, **stored(self.fields, values)}
+        if params.get("random_seed"):
+            params["seed"] = None
+        model = request_model(params.get("model"))
+        fields = request_values(params, model)
+
+        def make(image_seed: int | None) -> BaseModel:
+            return model(**{**fields, "seed": image_seed})
+
+        yield from generate_batch(self.client, self.history, self.kind, make, params.get("seed"),
+                                  params.get("batch", 1), params, progress)
+
+    @staticmethod
+    def reuse_seed(last_seed: float | None) -> tuple[Any, bool]:
+        """Fix the seed to the last image's so that the next run repeats it."""
+        if last_seed is None:
+            raise gr.Error("no image generated yet: generate once, then reuse its seed",
+                           title="No seed to reuse")
+        return int(last_seed), False
+
+    def sampling_defaults(self, choice: str) -> list[Any]:
+        """Each model's own defaults for the sliders it has (Schnell: 4 steps, no guidance)."""
+        model = request_model(choice)
+        return [model.model_fields[f.name].default for f in self._model_sliders()]
+
+    def _model_sliders(self) -> list[Field]:
+        return [f for f in self.fields if f.widget == "slider" and f.model is not None]
+
+    # -- layout and events -------------------------------------------------------------
+
+    def build(self) -> None:
+        with gr.Row():
+            with gr.Column(scale=2):
+                self.made = place(self.fields, "flux", extras={"seed": self._reuse_button})
+                self.run = gr.Button("Generate", variant="primary", elem_id="flux-generate")
+            with gr.Column(scale=3):
+                self.gallery = gr.Gallery(label="Results", columns=2, height=520,
+                                          object_fit="contain", elem_id="flux-gallery",
+                                          interactive=False)
+                self.details = gr.Dataframe(headers=["#", "seed", "timings"],
+                                            label="Seeds and timings", interactive=False,
+                                            elem_id="flux-details", wrap=True)
+                self.last_seed = gr.Number(label="Last seed", precision=0, interactive=False,
+                                           elem_id="flux-last-seed")
+
+    def _reuse_button(self) -> None:
+        self.reuse = gr.Button("Reuse last seed", size="sm", elem_id="flux-reuse")
+
+    def wire(self, tabs: gr.Tabs) -> None:
+        names = [f.name for f in self.fields]
+        self.run.click(by_name(self.generate, names), inputs=inputs(self.fields, self.made),
+                       outputs=[self.gallery, self.details, self.last_seed],
+                       api_name="generate_flux", **GENERATION_EVENT)
+        self.reuse.click(self.reuse_seed, inputs=self.last_seed,
+                         outputs=[self.made["seed"], self.made["random_seed"]],
+                         api_name="reuse_seed")
+        if "model" in self.made:
+            self.made["model"].change(
+                self.sampling_defaults, inputs=self.made["model"],
+                outputs=[self.made[f.name] for f in self._model_sliders()], **PRIVATE)
+
+
