@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.analytics import Analytics
 from backend.comfyui_client import ComfyUIClient
-from backend.errors import BY_STATUS, ApiError, InvalidRequest, PayloadTooLarge, Unauthorized
+from backend.errors import (BY_STATUS, ApiError, InternalError, InvalidRequest, MethodNotAllowed,
+                            PayloadTooLarge, Unauthorized)
+from backend.openapi import document_api
 from backend.generation import Generation, Generator, json_body
 from backend.graph_runner import ComfyUIRunner, GraphRunner
 from backend.lora_store import LoraStore
@@ -100,6 +102,37 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
 
+class CatchAllMiddleware:
+    """An unexpected exception becomes the SPEC's 500 body, and the exception stops here.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then drops
+    the keep-alive connection without a word, so a pooled client's next request fails.
+    Stopping the exception here keeps the connection usable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the last resort, logged in full
+            if started:
+                raise  # half a response is out: only closing the connection is honest
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await _send_error(send, InternalError(
+                f"unexpected {type(exc).__name__}; the server log has the details"))
+
+
 class BearerAuthMiddleware:
     """With RYLA_API_TOKEN set, every path but /health needs `Authorization: Bearer`."""
 
@@ -155,6 +188,7 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
         await asyncio.to_thread(analytics.shutdown)
 
     app = FastAPI(title="RYLA Studio backend", version=_backend_version(), lifespan=lifespan)
+    document_api(app)
 
     def limit_for(path: str) -> int:
         return settings.max_lora_bytes if path == "/loras" else settings.max_body_bytes
@@ -162,6 +196,7 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     if settings.api_token:
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
+    app.add_middleware(CatchAllMiddleware)  # added last: the outermost of ours
     _add_error_handlers(app)
     for route in ROUTES.values():
         _add_generation_route(app, route, generator)
@@ -171,7 +206,7 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
 
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error as the SPEC's body: ours, pydantic's (400 naming the field), Starlette's
-    404/405, and anything unexpected (500 without a traceback)."""
+    404/405 (with Allow); anything unexpected is CatchAllMiddleware's (500, no traceback)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -190,18 +225,15 @@ def _add_error_handlers(app: FastAPI) -> None:
                 f"no route {request.method} {request.url.path}; the routes are "
                 f"{', '.join(sorted(ROUTES))}, /loras, /models, /health")
         elif exc.status_code == 405:
-            error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}")
+            allow = _allowed_methods(app, request.url.path)
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}; "
+                                     f"use {' or '.join(allow)}")
+            response = _error_response(error)
+            response.headers["Allow"] = ", ".join(allow)
+            return response
         else:
             error = BY_STATUS.get(exc.status_code, InvalidRequest)(str(exc.detail))
         return _error_response(error, status=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": {"code": "internal_error", "field": None,
-                                       "message": f"unexpected {type(exc).__name__}; the "
-                                                  "server log has the details"}},
-                            status_code=500)
 
 
 def _add_generation_route(app: FastAPI, route: Route, generator: Generator) -> None:
@@ -245,6 +277,16 @@ def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)
         return {"status": "ok", "version": _backend_version(), **await runner.health()}
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route takes on `path` (GET and POST /loras are two routes)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _models_report(settings: Settings) -> list[dict[str, Any]]:

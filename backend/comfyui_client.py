@@ -193,8 +193,9 @@ class ComfyUIClient:
         rest (antelopev2's .onnx: not a model extension), so those are looked for in the
         models directory the backend shares with ComfyUI (on Modal one Volume, mounted at
         the same path for both)."""
-        needed = {pair for node in graph.values() if isinstance(node, dict)
-                  for pair in IMPLICIT_MODEL_FILES.get(node.get("class_type", ""), ())}
+        needed = {pair for node in graph.values()
+                  if isinstance(node, dict) and isinstance(node.get("class_type"), str)
+                  for pair in IMPLICIT_MODEL_FILES.get(node["class_type"], ())}
         listed: dict[str, set[str] | None] = {}
         for folder, name in sorted(needed):
             if comfyui_lists(name):

@@ -18,7 +18,14 @@ class ApiError(Exception):
         self.field = field
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+        field = None if self.field is None else utf8_text(self.field)
+        return {"error": {"code": self.code, "message": utf8_text(self.message), "field": field}}
+
+
+def utf8_text(text: str) -> str:
+    """`text` with anything UTF-8 cannot hold (a lone surrogate quoted from the request)
+    written as a backslash escape, so that the error itself can always be sent."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class InvalidRequest(ApiError):
@@ -45,6 +52,10 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
@@ -65,11 +76,18 @@ class DeadlineExceeded(ApiError):
     status, code = 504, "deadline_exceeded"
 
 
+class InternalError(ApiError):
+    """A bug: the last resort of api.CatchAllMiddleware, never raised on purpose."""
+
+    status, code = 500, "internal_error"
+
+
 # status -> error class, for errors that Starlette raises itself (unknown route, ...)
 BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequest,
     401: Unauthorized,
     404: NotFound,
+    405: MethodNotAllowed,
     413: PayloadTooLarge,
 }
 

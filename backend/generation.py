@@ -44,8 +44,10 @@ class Generation:
 def _workflow_seed(graph: dict[str, Any]) -> int:
     for node in graph.values():
         inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue  # validation names this node's problem
         for name in SEED_INPUTS:
-            value = (inputs or {}).get(name)
+            value = inputs.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
     return NO_SEED

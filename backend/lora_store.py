@@ -64,7 +64,10 @@ def check_safetensors(fp: BinaryIO, size: int) -> None:
     raw = fp.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        # JSON nested thousands deep: no safetensors writer makes that
+        raise bad("its header is JSON nested too deeply to read") from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, an integer of thousands of digits
         raise bad(f"its header is not JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise bad("its header is not a JSON object")
@@ -74,6 +77,11 @@ def check_safetensors(fp: BinaryIO, size: int) -> None:
         raise bad("it holds no tensors")
     end = 0
     for name, entry in tensors.items():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # safetensors' own (Rust) reader refuses such a name; so do we
+            raise bad(f"tensor name {name!r} is not valid UTF-8 text") from None
         if not isinstance(entry, dict) or entry.get("dtype") not in SAFETENSORS_DTYPES:
             raise bad(f"tensor {name!r} has no valid dtype")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")

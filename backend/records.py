@@ -28,6 +28,8 @@ def redact(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # made again on every write: someone may remove RYLA_DATA_DIR while the server runs
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.part")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)  # atomic: a reader never sees half a record
@@ -56,6 +58,7 @@ class JobRecords:
     def save_outputs(self, request_id: str, outputs: list[tuple[bytes, str]]) -> list[str]:
         """Write each (bytes, extension) under outputs/; return the paths."""
         paths = []
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
         for index, (data, ext) in enumerate(outputs):
             path = self.outputs_dir / f"{request_id}-{index}.{ext}"
             path.write_bytes(data)
@@ -65,7 +68,11 @@ class JobRecords:
     def finish(self, request_id: str, *, status: str, outputs: list[str] | None = None,
                error: dict[str, Any] | None = None, timings: dict[str, float] | None = None,
                prompt_id: str | None = None) -> None:
-        record = self.read(request_id)
+        try:
+            record = self.read(request_id)
+        except FileNotFoundError:  # the data dir was removed mid-job: keep the outcome
+            record = {"request_id": request_id, "note": "the record written at the start was "
+                                                        "lost (was RYLA_DATA_DIR removed?)"}
         record.update(status=status, outputs=outputs or [], error=error, timings=timings or {},
                       prompt_id=prompt_id, finished_at=time.time())
         _write_json(self.path(request_id), record)

@@ -41,8 +41,9 @@ def missing_implicit_file(graph: dict[str, Any], installed: dict[str, list[str]]
                           models_dir: Path) -> ModelNotInstalled | None:
     """The first file a node loads without naming it (insightface, EVA-CLIP) that is
     not installed, as the error to answer with."""
-    needed = {pair for node in graph.values() if isinstance(node, dict)
-              for pair in IMPLICIT_MODEL_FILES.get(node.get("class_type", ""), ())}
+    needed = {pair for node in graph.values()
+              if isinstance(node, dict) and isinstance(node.get("class_type"), str)
+              for pair in IMPLICIT_MODEL_FILES.get(node["class_type"], ())}
     for folder, name in sorted(needed):
         # ComfyUI reads text_encoders from the legacy models/clip too (EVA-CLIP on a
         # Volume filled before it moved to text_encoders is still found)

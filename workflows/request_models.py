@@ -7,15 +7,20 @@ and the backend turns a violation into a 400 naming the field and the allowed ra
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # Sizes are latent-friendly: Flux's latent is 1/8 of the image and packed 2x2, so
 # ComfyUI's EmptySD3LatentImage steps in 16s.
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 2048, 16
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1  # ComfyUI's KSampler seed upper bound is 0xffffffffffffffff; keep to int64
+
+# An API-format graph is about four levels deep (graph, node, inputs, a link or value);
+# anything far deeper is not a graph, and would only exhaust recursion further on.
+MAX_WORKFLOW_DEPTH = 32
 
 ImageFormat = Literal["jpeg", "png"]
 CharacterMethod = Literal["instantid", "pulid"]
@@ -30,6 +35,67 @@ GUIDANCE_HELP = "prompt guidance"
 SEED_HELP = "seed; random when absent, and the one used is reported"
 
 
+def _utf8(value: str) -> str:
+    """JSON's \\ud800 escapes decode to lone surrogates, which no UTF-8 encoder (ComfyUI's
+    request, our records, the response) can write: refuse them here, with a reason."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds a lone UTF-16 surrogate at character {exc.start}, which is "
+                         "not valid text; send UTF-8 text") from None
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true/false as 1/0: a number field takes numbers only
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+Prompt = Annotated[str, AfterValidator(_utf8), AfterValidator(_not_blank)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+
+def check_json_tree(value: Any, max_depth: int = MAX_WORKFLOW_DEPTH) -> None:
+    """ValueError unless `value` is JSON that every later step can handle: nesting at
+    most `max_depth`, finite numbers only (NaN is not JSON), text without lone surrogates.
+    Walked without recursion, so any depth of input is safe to check."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        where = f" at {path[:100]}" if path else ""
+        if depth > max_depth:
+            raise ValueError(f"is nested more than {max_depth} levels deep{where}; an "
+                             "API-format graph needs about 4")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"holds {item}{where}; only finite numbers are allowed")
+        if isinstance(item, str):
+            _utf8_at(item, path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _utf8_at(str(key), path)
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+
+
+def _utf8_at(text: str, path: str) -> None:
+    try:
+        _utf8(text)
+    except ValueError as exc:
+        where = path.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ValueError(f"{exc}" + (f" (at {where[:100]})" if where else "")) from None
+
+
 def _check_size_step(value: int) -> int:
     if value % SIZE_STEP:
         raise ValueError(f"must be a multiple of {SIZE_STEP} between {MIN_SIZE} and {MAX_SIZE}")
@@ -41,12 +107,12 @@ class ImageRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
-    width: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=WIDTH_HELP)
-    height: int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=HEIGHT_HELP)
-    steps: int = Field(default=28, ge=1, le=100, description=STEPS_HELP)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
+    prompt: Prompt = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
+    negative_prompt: Text = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
+    width: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=WIDTH_HELP)
+    height: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=HEIGHT_HELP)
+    steps: Int = Field(default=28, ge=1, le=100, description=STEPS_HELP)
+    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
     format: ImageFormat = Field(default="jpeg", description="image format")
 
     @field_validator("width", "height")
@@ -54,18 +120,11 @@ class ImageRequest(BaseModel):
     def _size_on_grid(cls, value: int) -> int:
         return _check_size_step(value)
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
 
 class GenerationRequest(ImageRequest):
     """The image routes that take a guidance value (Flux and the character methods)."""
 
-    guidance: float = Field(default=3.5, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    guidance: Number = Field(default=3.5, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class FluxDevRequest(GenerationRequest):
@@ -75,18 +134,18 @@ class FluxDevRequest(GenerationRequest):
 class FluxSchnellRequest(GenerationRequest):
     """POST /flux: Flux.1 Schnell, distilled for 4 steps and no guidance."""
 
-    steps: int = Field(default=4, ge=1, le=100, description=STEPS_HELP)
-    guidance: float = Field(default=0.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    steps: Int = Field(default=4, ge=1, le=100, description=STEPS_HELP)
+    guidance: Number = Field(default=0.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class FluxLoraRequest(GenerationRequest):
     """POST /flux-lora: Flux.1 Dev with a character LoRA from the LoRA store."""
 
-    lora_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    lora_id: Text = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$",
                          description="id of a LoRA in the store (see `ryla loras`)")
-    lora_strength: float = Field(default=0.8, ge=0.0, le=1.0, title="LoRA strength",
+    lora_strength: Number = Field(default=0.8, ge=0.0, le=1.0, title="LoRA strength",
                                  description="how strongly the LoRA applies")
-    trigger_word: str | None = Field(default=None, max_length=200,
+    trigger_word: Text | None = Field(default=None, max_length=200,
                                      description="LoRA trigger word (the store's when absent)")
 
 
@@ -96,7 +155,7 @@ class ZImageRequest(ImageRequest):
     negative conditioning, so `negative_prompt` is accepted (every image route takes it)
     but changes nothing; there is no guidance field to set."""
 
-    steps: int = Field(default=8, ge=1, le=50, description=STEPS_HELP)
+    steps: Int = Field(default=8, ge=1, le=50, description=STEPS_HELP)
 
 
 class CharacterRequest(GenerationRequest):
@@ -105,16 +164,16 @@ class CharacterRequest(GenerationRequest):
     `method` picks InstantID (an SDXL method) or PuLID-Flux (Flux-native).
     """
 
-    reference_image: str = Field(min_length=1, description="data URL or base64 of a JPEG/PNG/WebP")
+    reference_image: Text = Field(min_length=1, description="data URL or base64 of a JPEG/PNG/WebP")
     method: CharacterMethod = Field(default="instantid",
                                     description="identity method: instantid (SDXL) or pulid (Flux)")
-    instantid_strength: float = Field(default=0.8, ge=0.0, le=1.5, title="Identity strength",
+    instantid_strength: Number = Field(default=0.8, ge=0.0, le=1.5, title="Identity strength",
                                       description="identity strength")
-    controlnet_strength: float = Field(default=0.8, ge=0.0, le=1.5,
+    controlnet_strength: Number = Field(default=0.8, ge=0.0, le=1.5,
                                        title="ControlNet strength (InstantID)",
                                        description="face keypoint ControlNet strength")
-    steps: int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
-    guidance: float = Field(default=4.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    steps: Int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
+    guidance: Number = Field(default=4.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
 
 
 class Wan2Request(BaseModel):
@@ -122,16 +181,16 @@ class Wan2Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
-    width: int = Field(default=832, ge=MIN_SIZE, le=1280, description=WIDTH_HELP)
-    height: int = Field(default=480, ge=MIN_SIZE, le=1280, description=HEIGHT_HELP)
+    prompt: Prompt = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
+    negative_prompt: Text = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
+    width: Int = Field(default=832, ge=MIN_SIZE, le=1280, description=WIDTH_HELP)
+    height: Int = Field(default=480, ge=MIN_SIZE, le=1280, description=HEIGHT_HELP)
     # Wan's VAE compresses time 4x, so ComfyUI wants length = 4k + 1.
-    frames: int = Field(default=33, ge=5, le=121, description="video length in frames, 4k+1")
-    fps: int = Field(default=16, ge=1, le=60, description="frames per second")
-    steps: int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
-    guidance: float = Field(default=6.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
+    frames: Int = Field(default=33, ge=5, le=121, description="video length in frames, 4k+1")
+    fps: Int = Field(default=16, ge=1, le=60, description="frames per second")
+    steps: Int = Field(default=30, ge=1, le=100, description=STEPS_HELP)
+    guidance: Number = Field(default=6.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
 
     @field_validator("width", "height")
     @classmethod
@@ -152,5 +211,11 @@ class WorkflowRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workflow: dict[str, Any] = Field(min_length=1)
-    images: dict[str, str] = Field(default_factory=dict, description="input name -> data URL")
+    images: dict[Text, Text] = Field(default_factory=dict, description="input name -> data URL")
+
+    @field_validator("workflow")
+    @classmethod
+    def _workflow_is_plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_tree(value)
+        return value
 

@@ -8,7 +8,12 @@ error a real ComfyUI would give. ``GraphProblem.message`` is written for a perso
 Deliberate differences: ``dependent_outputs`` lists only the output nodes that really depend
 on the failing node (ComfyUI lists every failing output seen so far), a dependency cycle is
 reported as ``exception_during_validation`` instead of a RecursionError, and a negative
-output index is out of range (Python would read it from the end).
+output index is out of range (Python would read it from the end). Links deeper than
+``MAX_LINK_DEPTH`` are reported as the RecursionError ComfyUI's recursive validation would
+hit, instead of exhausting our own stack; a ``class_type`` that is not a string is an
+``invalid_prompt`` (ComfyUI would fail on it with a TypeError).
+
+``validate_graph`` never raises for any JSON value as the graph: every oddity is a problem.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ PROMPT_LEVEL_KINDS = frozenset({"missing_node_type", "prompt_no_outputs", "inval
 _COMBO = "COMBO"
 # ComfyUI leaves choice lists longer than this out of its error (model folders can be huge).
 _MAX_LISTED_CHOICES = 20
+# Each link level costs three stack frames here (and in ComfyUI); this keeps far below
+# Python's default limit of 1000 whatever the caller's own stack depth.
+MAX_LINK_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,10 @@ class _Validator:
         if node_id in self._in_progress:
             raise _BadLink("RecursionError", f"dependency cycle through node {node_id}", "",
                            f"{self.where(node_id)} is part of a dependency cycle.")
+        if len(self._in_progress) >= MAX_LINK_DEPTH:
+            raise _BadLink("RecursionError", "maximum recursion depth exceeded", "",
+                           f"{self.where(node_id)} is more than {MAX_LINK_DEPTH} links away "
+                           f"from an output node; the limit is {MAX_LINK_DEPTH}.")
         self._in_progress.add(node_id)
         try:
             result = self._check_inputs(node_id)
@@ -215,7 +227,7 @@ class _Validator:
                 f"got {link!r}.",
                 name, {"input_name": name, "input_config": config, "received_value": link}), True
         source_id, index = link
-        if source_id not in self.graph:
+        if not isinstance(source_id, str) or source_id not in self.graph:
             raise _BadLink("KeyError", repr(source_id), name,
                            f"{self.where(node_id)}, input '{name}' links to node {source_id!r}, "
                            f"which is not in the graph.")
@@ -336,8 +348,14 @@ def _check_prompt_level(graph: Any, object_info: dict) -> tuple[list[GraphProble
                 f"Node {node_id} has no class_type: every node needs "
                 f"{{'class_type': ..., 'inputs': {{...}}}}.", f"Node ID '#{node_id}'", {}), []
         class_type = node["class_type"]
+        if not isinstance(class_type, str):
+            return _prompt_problem(
+                "invalid_prompt", str(node_id), None,
+                f"Node {node_id} has a class_type of JSON type {type(class_type).__name__}; it "
+                f"must be the name of a node class such as 'SaveImage'.", f"Node ID '#{node_id}'", {}), []
         if class_type not in object_info:
-            title = (node.get("_meta") or {}).get("title", class_type)
+            meta = node.get("_meta")
+            title = meta.get("title", class_type) if isinstance(meta, dict) else class_type
             return _prompt_problem(
                 "missing_node_type", str(node_id), class_type,
                 f"Node {node_id} has class_type {class_type!r}, which this ComfyUI does not "
