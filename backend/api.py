@@ -30,6 +30,7 @@ from backend.generation import Generation, Generator, json_body
 from backend.graph_runner import ComfyUIRunner, GraphRunner
 from backend.lora_store import LoraStore
 from backend.records import JobRecords
+from backend.recovery import Recovery
 from backend.request_errors import to_invalid_request
 from backend.settings import Settings
 from workflows.manifest import MODEL_MANIFEST
@@ -181,9 +182,20 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
     generator = Generator(settings, runner, loras, JobRecords(settings.data_dir), analytics)
 
+    # Only a ComfyUI this process can reach can say what became of jobs an earlier process
+    # left running (on Modal each GPU container's ComfyUI goes with the container).
+    recovery = Recovery(records, runner.comfy) if isinstance(runner, ComfyUIRunner) else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settling = None
+        if recovery is not None:
+            # Taken before the first request: only records an earlier process left running.
+            left = await asyncio.to_thread(records.left_running)
+            settling = asyncio.create_task(recovery.run(left))
         yield
+        if settling is not None:
+            settling.cancel()
         await runner.aclose()
         await asyncio.to_thread(analytics.shutdown)
 

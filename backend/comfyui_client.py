@@ -35,7 +35,15 @@ log = logging.getLogger(__name__)
 
 OBJECT_INFO_TTL_S = 60.0
 POLL_START_S, POLL_MAX_S = 0.1, 1.0
-CANCEL_TIMEOUT_S = 3.0
+# Cancelling: each request gets a short timeout (a frozen ComfyUI must not hold the 504),
+# the answer waits at most CANCEL_CONFIRM_S for /queue to show the prompt gone, and a
+# prompt that could not be confirmed gone is cancelled again in the background for up
+# to CANCEL_WATCH_S (a POST /prompt that timed out may still land in ComfyUI's queue).
+CANCEL_REQUEST_TIMEOUT_S = 2.0
+CANCEL_CONFIRM_S = 5.0
+CANCEL_WATCH_S = 600.0
+CANCEL_WATCH_MAX_INTERVAL_S = 2.0
+HEALTH_TIMEOUT_S = 1.0  # /health answers within about this, whatever ComfyUI does
 UNREACHABLE_POLLS = 5  # consecutive failed history polls before ComfyUI counts as gone
 OUTPUT_KINDS = ("images", "gifs", "videos", "video", "animated_images", "files")
 
@@ -60,12 +68,28 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def new_prompt_id() -> str:
+    """A prompt id chosen by the backend: recorded before queueing, sent in POST /prompt
+    (ComfyUI takes a client's `prompt_id`), so a job can be found and cancelled even when
+    ComfyUI's answer never arrives."""
+    return str(uuid.uuid4())
+
+
+def queue_ids(queue: Any) -> tuple[set[str], set[str]]:
+    """(running, pending) prompt ids of a GET /queue answer."""
+    def ids(key: str) -> set[str]:
+        items = queue.get(key) if isinstance(queue, dict) else None
+        return {str(item[1]) for item in items or [] if isinstance(item, list) and len(item) > 1}
+
+    return ids("queue_running"), ids("queue_pending")
+
+
 def _ws_url(base_url: str, client_id: str) -> str:
     scheme = "wss" if base_url.startswith("https") else "ws"
     return f"{scheme}://{base_url.split('://', 1)[1].rstrip('/')}/ws?clientId={client_id}"
 
 
-def _history_error(entry: dict[str, Any]) -> str:
+def history_error(entry: dict[str, Any]) -> str:
     """ComfyUI's message for a failed job from its history entry (both message forms)."""
     for message in (entry.get("status") or {}).get("messages") or []:
         if isinstance(message, str) and message.startswith("execution_error"):
@@ -85,7 +109,7 @@ def _describe_execution_error(data: dict[str, Any]) -> str:
 
 class ComfyUIClient:
     def __init__(self, base_url: str, *, models_dir: Path, lora_dir: Path,
-                 http_timeout_s: float = 30.0,
+                 http_timeout_s: float = 30.0, cancel_watch_s: float = CANCEL_WATCH_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.base_url = base_url.rstrip("/")
         self.models_dir = Path(models_dir)
@@ -98,8 +122,12 @@ class ComfyUIClient:
         self._object_info_at = 0.0
         self._object_info_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self.cancel_watch_s = cancel_watch_s
+        self._watched: dict[str, asyncio.Task[None]] = {}
 
     async def aclose(self) -> None:
+        for task in list(self._watched.values()):
+            task.cancel()
         if self._background:
             # sockets still closing get a moment, then go: shutdown must not hang on them
             _, slow = await asyncio.wait(set(self._background), timeout=0.5)
@@ -136,15 +164,25 @@ class ComfyUIClient:
         """Reachability, queue length and version; never raises."""
         result: dict[str, Any] = {"url": self.base_url, "reachable": False,
                                   "queue_remaining": None, "version": None}
+        started = self._clock()
         try:
-            queue = await self._json("GET", "/queue")
-            result["reachable"] = True
-            result["queue_remaining"] = (len(queue.get("queue_running") or [])
-                                         + len(queue.get("queue_pending") or []))
-            stats = await self._json("GET", "/system_stats")
-            result["version"] = (stats.get("system") or {}).get("comfyui_version")
+            # one budget for both requests: a frozen ComfyUI must not freeze /health
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                queue = await self._json("GET", "/queue", timeout=HEALTH_TIMEOUT_S)
+                result["reachable"] = True
+                running, pending = queue_ids(queue)
+                result["queue_remaining"] = len(running) + len(pending)
+                stats = await self._json("GET", "/system_stats", timeout=HEALTH_TIMEOUT_S)
+                system = stats.get("system") if isinstance(stats, dict) else None
+                result["version"] = system.get("comfyui_version") if isinstance(system, dict) else None
+        except TimeoutError:
+            result["reachable"] = False
+            result["error"] = (f"ComfyUI did not answer within {HEALTH_TIMEOUT_S:.0f} s: it is "
+                               "frozen or overloaded")
         except ApiError as exc:
+            result["reachable"] = result["reachable"] and not isinstance(exc, ComfyUIUnavailable)
             result["error"] = exc.message
+        result["answered_in_ms"] = round((self._clock() - started) * 1000)
         return result
 
     # --- validation ---------------------------------------------------------------
@@ -240,37 +278,56 @@ class ComfyUIClient:
             raise ComfyUIJobFailed(f"ComfyUI stored the input image {name!r} as {stored!r}")
         return name
 
-    async def run(self, graph: dict[str, Any], timeout_s: float, *, user_graph: bool = False,
+    async def run(self, graph: dict[str, Any], timeout_s: float, *, prompt_id: str | None = None,
+                  user_graph: bool = False,
                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
-        """Queue `graph`, wait for it, return its outputs. Past `timeout_s` the job is
-        interrupted (or taken off the queue) and DeadlineExceeded raised."""
+        """Queue `graph` as `prompt_id`, wait for it, return its outputs. Past `timeout_s`
+        the job is cancelled in ComfyUI (see `cancel`) and DeadlineExceeded raised."""
         started = self._clock()
+        prompt_id = prompt_id or new_prompt_id()
         client_id = uuid.uuid4().hex
-        prompt_id: str | None = None
+        sent = False  # POST /prompt went out: from here on, ComfyUI may run the job
+        queued = False  # ComfyUI answered it: the job is in its queue
         ws: ClientConnection | None = None
         try:
             async with asyncio.timeout(timeout_s):
                 # the socket opens before queueing so that no message of the job is missed
                 ws = await self._open_ws(client_id)
-                prompt_id = await self._queue(graph, client_id, user_graph=user_graph)
-                queued = self._clock()
+                sent = True
+                await self._queue(graph, client_id, prompt_id, user_graph=user_graph)
+                queued, queued_at = True, self._clock()
                 done_by_ws = await self._follow(ws, prompt_id, on_progress) if ws else False
                 entry = await self._poll_history(prompt_id)
-                outputs = await self._fetch_outputs(graph, entry)
+                outputs = await self.fetch_outputs(graph, entry)
         except TimeoutError:
-            if prompt_id is not None:
-                await self._cancel(prompt_id)
+            if not sent:
+                raise DeadlineExceeded(f"the job did not start within the {timeout_s:.0f} s "
+                                       "deadline; it was never queued in ComfyUI") from None
+            gone = await self.cancel(prompt_id)
+            if gone and not queued:
+                # gone from /queue, but the unanswered POST /prompt may still land there
+                self._watch_cancel(prompt_id)
             raise DeadlineExceeded(
-                f"the job did not finish within the {timeout_s:.0f} s deadline"
-                + (f" (ComfyUI prompt {prompt_id}); it was cancelled in ComfyUI" if prompt_id
-                   else "; ComfyUI did not accept it in time")) from None
+                f"the job did not finish within the {timeout_s:.0f} s deadline (ComfyUI prompt "
+                f"{prompt_id}); " + (
+                    "it was cancelled in ComfyUI" if gone and queued else
+                    "ComfyUI did not answer its queueing in time; the backend keeps removing it "
+                    f"from ComfyUI's queue for {self.cancel_watch_s:.0f} s" if gone else
+                    f"ComfyUI did not confirm the cancel within {CANCEL_CONFIRM_S:.0f} s, so the "
+                    "backend keeps cancelling it in the background")) from None
+        except ComfyUIUnavailable as exc:
+            if sent and not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+                # POST /prompt (or a later request) went out and its answer was lost:
+                # ComfyUI may still hold the job, and nobody waits for it any more
+                self._watch_cancel(prompt_id)
+            raise
         finally:
             if ws is not None:
                 self._close_later(ws)
         finished = self._clock()
         return JobResult(prompt_id, outputs, "websocket" if done_by_ws else "history",
-                         {"queue_ms": (queued - started) * 1000,
-                          "comfyui_ms": (finished - queued) * 1000})
+                         {"queue_ms": (queued_at - started) * 1000,
+                          "comfyui_ms": (finished - queued_at) * 1000})
 
     def _close_later(self, ws: ClientConnection) -> None:
         # The close handshake can take up to close_timeout; the caller need not wait.
@@ -288,9 +345,10 @@ class ComfyUIClient:
             log.warning("ComfyUI /ws unavailable (%s); following the job by polling", exc)
             return None
 
-    async def _queue(self, graph: dict[str, Any], client_id: str, *, user_graph: bool) -> str:
-        response = await self._request("POST", "/prompt",
-                                       json={"prompt": graph, "client_id": client_id})
+    async def _queue(self, graph: dict[str, Any], client_id: str, prompt_id: str, *,
+                     user_graph: bool) -> None:
+        response = await self._request(
+            "POST", "/prompt", json={"prompt": graph, "client_id": client_id, "prompt_id": prompt_id})
         try:
             body = response.json()
         except ValueError:
@@ -302,7 +360,13 @@ class ComfyUIClient:
             raise ComfyUIJobFailed(
                 f"ComfyUI did not queue the graph: HTTP {response.status_code} "
                 f"{response.text[:300]!r}")
-        return str(body["prompt_id"])
+        if str(body["prompt_id"]) != prompt_id:
+            # a ComfyUI that ignores a client's prompt_id could not be cancelled reliably
+            self._watch_cancel(str(body["prompt_id"]))
+            raise ComfyUIJobFailed(
+                f"ComfyUI queued the job as {body['prompt_id']!r}, not as the prompt id "
+                f"{prompt_id!r} the backend chose; this ComfyUI is too old (v0.12.1 or newer "
+                "takes a client's prompt_id)")
 
     async def _follow(self, ws: ClientConnection, prompt_id: str,
                       on_progress: Callable[[dict[str, Any]], None] | None) -> bool:
@@ -348,13 +412,29 @@ class ComfyUIClient:
             entry = history.get(prompt_id) if isinstance(history, dict) else None
             status = (entry or {}).get("status") or {}
             if status.get("status_str") == "error":
-                raise ComfyUIJobFailed(f"ComfyUI failed the job: {_history_error(entry or {})}")
+                raise ComfyUIJobFailed(f"ComfyUI failed the job: {history_error(entry or {})}")
             if entry and (status.get("completed") or status.get("status_str") == "success"):
                 return entry
             await asyncio.sleep(delay)
             delay = min(delay * 2, POLL_MAX_S)
 
-    async def _fetch_outputs(self, graph: dict[str, Any], entry: dict[str, Any]) -> list[OutputFile]:
+    async def wait_for(self, prompt_id: str) -> dict[str, Any]:
+        """The history entry of `prompt_id` once it ends (by polling); raises when it failed."""
+        return await self._poll_history(prompt_id)
+
+    async def job_state(self, prompt_id: str) -> tuple[str, dict[str, Any] | None]:
+        """("queued" | "running" | "done" | "unknown", history entry when done). Asked of
+        /queue before /history, so a job that ends in between is seen in the history."""
+        running, pending = queue_ids(await self._json("GET", "/queue"))
+        if prompt_id in running:
+            return "running", None
+        if prompt_id in pending:
+            return "queued", None
+        history = await self._json("GET", f"/history/{prompt_id}")
+        entry = history.get(prompt_id) if isinstance(history, dict) else None
+        return ("done", entry) if isinstance(entry, dict) else ("unknown", None)
+
+    async def fetch_outputs(self, graph: dict[str, Any], entry: dict[str, Any]) -> list[OutputFile]:
         refs: list[tuple[str, dict[str, Any]]] = []
         outputs = entry.get("outputs") or {}
         # graph order, so that "the first output" is stable
@@ -384,16 +464,72 @@ class ComfyUIClient:
             content_type = mimetypes.guess_type(item["filename"])[0] or content_type
         return OutputFile(node_id, item["filename"], content_type, response.content)
 
-    async def _cancel(self, prompt_id: str) -> None:
-        """Stop our job only: interrupt it if it is running, else take it off the queue."""
+    async def _cancel_round(self, prompt_id: str) -> bool:
+        """One attempt; True when /queue no longer lists `prompt_id`.
+
+        Delete first: a prompt deleted while pending can never start. Then read /queue:
+        after the delete the prompt is either gone or running, and a running one is
+        interrupted (by id: ComfyUI interrupts only that prompt) and checked again on the
+        next round. Reading /queue first and acting on it would miss a job that starts in
+        between."""
+        timeout = CANCEL_REQUEST_TIMEOUT_S
+        await self._request("POST", "/queue", json={"delete": [prompt_id]}, timeout=timeout)
+        running, pending = queue_ids(await self._json("GET", "/queue", timeout=timeout))
+        if prompt_id in running:
+            await self._request("POST", "/interrupt", json={"prompt_id": prompt_id},
+                                timeout=timeout)
+            return False
+        return prompt_id not in pending
+
+    async def cancel(self, prompt_id: str) -> bool:
+        """Cancel `prompt_id`, pending or running; True once /queue shows it gone.
+        Unconfirmed within CANCEL_CONFIRM_S, it is left to a background watcher."""
+        delay = 0.05
         try:
-            async with asyncio.timeout(CANCEL_TIMEOUT_S):
-                queue = await self._json("GET", "/queue")
-                running = {str(item[1]) for item in queue.get("queue_running") or []
-                           if isinstance(item, list) and len(item) > 1}
-                if prompt_id in running:
-                    await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
-                else:
-                    await self._request("POST", "/queue", json={"delete": [prompt_id]})
-        except (ApiError, TimeoutError) as exc:
-            log.warning("could not cancel ComfyUI prompt %s: %s", prompt_id, exc)
+            async with asyncio.timeout(CANCEL_CONFIRM_S):
+                while not await self._try_cancel_round(prompt_id):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                return True
+        except TimeoutError:
+            log.warning("ComfyUI did not confirm the cancel of prompt %s; retrying in the "
+                        "background", prompt_id)
+            self._watch_cancel(prompt_id)
+            return False
+
+    async def _try_cancel_round(self, prompt_id: str) -> bool:
+        try:
+            return await self._cancel_round(prompt_id)
+        except ApiError as exc:
+            log.info("cancel of prompt %s: %s", prompt_id, exc.message)
+            return False
+
+    def _watch_cancel(self, prompt_id: str) -> None:
+        """Keep cancelling `prompt_id` until ComfyUI's history has it (it ended, or was
+        interrupted) or CANCEL_WATCH_S pass: its POST /prompt may still be on its way."""
+        if prompt_id in self._watched:
+            return
+        task = asyncio.create_task(self._watch(prompt_id))
+        self._watched[prompt_id] = task
+        task.add_done_callback(lambda _: self._watched.pop(prompt_id, None))
+
+    async def _watch(self, prompt_id: str) -> None:
+        give_up = self._clock() + self.cancel_watch_s
+        delay = 0.25
+        while self._clock() < give_up:
+            await self._try_cancel_round(prompt_id)
+            try:
+                history = await self._json("GET", f"/history/{prompt_id}",
+                                           timeout=CANCEL_REQUEST_TIMEOUT_S)
+                if isinstance(history, dict) and prompt_id in history:
+                    log.info("prompt %s has ended in ComfyUI; stopped watching it", prompt_id)
+                    return
+            except ApiError as exc:  # still frozen or gone: the next round asks again
+                log.debug("watching prompt %s: %s", prompt_id, exc.message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, CANCEL_WATCH_MAX_INTERVAL_S)
+        log.warning("gave up cancelling prompt %s after %.0f s", prompt_id, self.cancel_watch_s)
+
+    def watching(self) -> set[str]:
+        """Prompt ids still being cancelled in the background."""
+        return set(self._watched)

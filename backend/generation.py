@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.analytics import Analytics
-from backend.comfyui_client import OutputFile
+from backend.comfyui_client import OutputFile, new_prompt_id
 from backend.errors import ApiError, DeadlineExceeded, InvalidImage
 from backend.graph_runner import GraphRunner
 from backend.images import content_name, convert_format, decode_base64_image, to_png
@@ -124,10 +124,12 @@ class Generator:
         if route.user_graph:
             seed = _workflow_seed(body.workflow)  # type: ignore[attr-defined]
         dumped = body.model_dump(mode="json")
-        await asyncio.to_thread(self.records.start, request_id, endpoint, dumped, seed)
+        # Recorded before anything is queued: after a crash, the restarted backend finds
+        # the job in ComfyUI by this id (backend/recovery.py).
+        prompt_id = new_prompt_id()
+        await asyncio.to_thread(self.records.start, request_id, endpoint, dumped, seed, prompt_id)
         self.analytics.requested(route, request_id)
         timings: dict[str, float] = {}
-        prompt_id: str | None = None
         try:
             deadline = self.settings.deadline_s
             try:
@@ -140,17 +142,9 @@ class Generator:
             timings["prepare_ms"] = (time.monotonic() - started) * 1000
             remaining = deadline - (time.monotonic() - started)
             result = await self.runner.run(graph, images, user_graph=user_graph,
-                                           timeout_s=max(remaining, 0.001))
-            prompt_id = result.prompt_id
+                                           timeout_s=max(remaining, 0.001), prompt_id=prompt_id)
             timings.update(result.timings)
-            outputs = result.outputs
-            fmt = getattr(body, "format", None)
-            if fmt:
-                first = outputs[0]
-                data = await asyncio.to_thread(convert_format, first.data, fmt)
-                if data is not first.data:
-                    outputs = [OutputFile(first.node_id, f"{first.filename.rsplit('.', 1)[0]}.jpg",
-                                          "image/jpeg", data), *outputs[1:]]
+            outputs = await in_format(result.outputs, getattr(body, "format", None))
             paths = await asyncio.to_thread(self.records.save_outputs, request_id,
                                             [(o.data, o.extension) for o in outputs])
             timings["total_ms"] = (time.monotonic() - started) * 1000
@@ -158,21 +152,34 @@ class Generator:
                                     outputs=paths, timings=timings, prompt_id=prompt_id)
         except ApiError as exc:
             exc.request_id = request_id  # type: ignore[attr-defined]
-            await self._failed(endpoint, request_id, exc.to_body()["error"], timings, started)
+            await self._failed(endpoint, request_id, exc.to_body()["error"], timings, started,
+                               prompt_id)
             raise
         except Exception as exc:
             error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-            await self._failed(endpoint, request_id, error, timings, started)
+            await self._failed(endpoint, request_id, error, timings, started, prompt_id)
             raise
         self.analytics.completed(route, request_id, timings)
         return Generation(request_id, seed, outputs, timings, paths)
 
     async def _failed(self, endpoint: str, request_id: str, error: dict[str, Any],
-                      timings: dict[str, float], started: float) -> None:
+                      timings: dict[str, float], started: float, prompt_id: str) -> None:
         timings["total_ms"] = (time.monotonic() - started) * 1000
         await asyncio.to_thread(self.records.finish, request_id, status="failed", error=error,
-                                timings=timings)
+                                timings=timings, prompt_id=prompt_id)
         self.analytics.failed(endpoint, request_id, str(error.get("code")), timings)
+
+
+async def in_format(outputs: list[OutputFile], fmt: str | None) -> list[OutputFile]:
+    """The outputs with the first re-encoded as the request's `format` asked."""
+    if not fmt or not outputs:
+        return outputs
+    first = outputs[0]
+    data = await asyncio.to_thread(convert_format, first.data, fmt)
+    if data is first.data:
+        return outputs
+    return [OutputFile(first.node_id, f"{first.filename.rsplit('.', 1)[0]}.jpg", "image/jpeg",
+                       data), *outputs[1:]]
 
 
 def json_body(gen: Generation) -> dict[str, Any]:
@@ -182,4 +189,4 @@ def json_body(gen: Generation) -> dict[str, Any]:
             "outputs": gen.paths}
 
 
-__all__ = ["Generation", "Generator", "json_body"]
+__all__ = ["Generation", "Generator", "in_format", "json_body"]

@@ -156,7 +156,8 @@ class GpuWorker:
                     f"the job reached a GPU {-timeout_s:.0f} s after its deadline (waiting for a "
                     "container to start); try again, or raise RYLA_DEADLINE_S")
             result = await ComfyUIRunner(client).run(job.graph, job.images,
-                                                     user_graph=job.user_graph, timeout_s=timeout_s)
+                                                     user_graph=job.user_graph, timeout_s=timeout_s,
+                                                     prompt_id=job.prompt_id or None)
             result.timings["gpu_ms"] = (time.monotonic() - started) * 1000
             return result_to_wire(result)
         except ApiError as exc:

@@ -24,16 +24,19 @@ class GraphJob:
     # and the wait for a GPU container counts against the deadline too
     deadline_at: float
     request_id: str = ""
+    prompt_id: str = ""  # the ComfyUI prompt id the web tier recorded ("" lets ComfyUI's client pick)
 
     def to_wire(self) -> dict[str, Any]:
         return {"graph": self.graph, "images": dict(self.images), "user_graph": self.user_graph,
-                "deadline_at": self.deadline_at, "request_id": self.request_id}
+                "deadline_at": self.deadline_at, "request_id": self.request_id,
+                "prompt_id": self.prompt_id}
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> GraphJob:
         return cls(graph=dict(wire["graph"]), images=dict(wire.get("images") or {}),
                    user_graph=bool(wire.get("user_graph")), deadline_at=float(wire["deadline_at"]),
-                   request_id=str(wire.get("request_id") or ""))
+                   request_id=str(wire.get("request_id") or ""),
+                   prompt_id=str(wire.get("prompt_id") or ""))
 
 
 def result_to_wire(result: GraphResult) -> dict[str, Any]:

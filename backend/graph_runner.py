@@ -34,9 +34,11 @@ class GraphRunner(Protocol):
         installed), before anything is queued or any GPU is asked."""
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float) -> GraphResult:
-        """Upload `images` (name -> PNG bytes), run the checked graph, return its outputs;
-        past `timeout_s` the job is cancelled and DeadlineExceeded raised."""
+                  user_graph: bool, timeout_s: float,
+                  prompt_id: str | None = None) -> GraphResult:
+        """Upload `images` (name -> PNG bytes), run the checked graph as ComfyUI prompt
+        `prompt_id` (the caller recorded it first), return its outputs; past `timeout_s`
+        the job is cancelled and DeadlineExceeded raised."""
 
     async def health(self) -> dict[str, Any]:
         """What /health adds about generation; quick, never raises, never starts a GPU.
@@ -60,7 +62,8 @@ class ComfyUIRunner:
         await self.comfy.check_graph(graph, user_graph=user_graph, input_images=input_images)
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float) -> GraphResult:
+                  user_graph: bool, timeout_s: float,
+                  prompt_id: str | None = None) -> GraphResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -72,7 +75,7 @@ class ComfyUIRunner:
                                    f"{timeout_s:.0f} s left of the deadline") from None
         uploaded = loop.time()
         result = await self.comfy.run(graph, max(timeout_s - (uploaded - started), 0.001),
-                                      user_graph=user_graph)
+                                      prompt_id=prompt_id, user_graph=user_graph)
         timings = {"upload_ms": (uploaded - started) * 1000, **result.timings}
         return GraphResult(result.prompt_id, result.outputs, timings)
 

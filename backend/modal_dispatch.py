@@ -88,10 +88,12 @@ class ModalGraphRunner:
         await self.validator.check(graph, user_graph=user_graph, input_images=input_images)
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float) -> GraphResult:
+                  user_graph: bool, timeout_s: float,
+                  prompt_id: str | None = None) -> GraphResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        job = GraphJob(graph, dict(images), user_graph, deadline_at=self.wall_clock() + timeout_s)
+        job = GraphJob(graph, dict(images), user_graph, deadline_at=self.wall_clock() + timeout_s,
+                       prompt_id=prompt_id or "")
         try:
             call = await self.gpu.spawn(job.to_wire())
         except ApiError:

@@ -1,6 +1,7 @@
 """A saved record of every generation: the request before the job starts, the outcome
-and output paths before the response. A crash mid-job leaves a "running" record, so no
-job is ever silently lost.
+and output paths before the response. A crash mid-job leaves a "running" record with the
+ComfyUI prompt id, which the next start settles (backend/recovery.py): no job is ever
+silently lost.
 """
 
 from __future__ import annotations
@@ -48,12 +49,25 @@ class JobRecords:
     def read(self, request_id: str) -> dict[str, Any]:
         return json.loads(self.path(request_id).read_text())
 
-    def start(self, request_id: str, endpoint: str, request: dict[str, Any], seed: int | None) -> None:
+    def start(self, request_id: str, endpoint: str, request: dict[str, Any], seed: int | None,
+              prompt_id: str | None = None) -> None:
         _write_json(self.path(request_id), {
             "request_id": request_id, "endpoint": endpoint, "status": "running",
-            "request": redact(request), "seed": seed, "started_at": time.time(),
-            "outputs": [],
+            "request": redact(request), "seed": seed, "prompt_id": prompt_id,
+            "started_at": time.time(), "outputs": [],
         })
+
+    def left_running(self) -> list[dict[str, Any]]:
+        """Every record still "running": at startup, those an earlier process left."""
+        found = []
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # half-written by a crash before os.replace: nothing to resume
+            if isinstance(record, dict) and record.get("status") == "running":
+                found.append(record)
+        return found
 
     def save_outputs(self, request_id: str, outputs: list[tuple[bytes, str]]) -> list[str]:
         """Write each (bytes, extension) under outputs/; return the paths."""
@@ -67,12 +81,14 @@ class JobRecords:
 
     def finish(self, request_id: str, *, status: str, outputs: list[str] | None = None,
                error: dict[str, Any] | None = None, timings: dict[str, float] | None = None,
-               prompt_id: str | None = None) -> None:
+               prompt_id: str | None = None, **extra: Any) -> None:
         try:
             record = self.read(request_id)
         except FileNotFoundError:  # the data dir was removed mid-job: keep the outcome
             record = {"request_id": request_id, "note": "the record written at the start was "
                                                         "lost (was RYLA_DATA_DIR removed?)"}
         record.update(status=status, outputs=outputs or [], error=error, timings=timings or {},
-                      prompt_id=prompt_id, finished_at=time.time())
+                      finished_at=time.time(), **extra)
+        if prompt_id is not None:
+            record["prompt_id"] = prompt_id
         _write_json(self.path(request_id), record)

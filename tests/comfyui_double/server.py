@@ -23,6 +23,7 @@ import platform
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +95,8 @@ class ComfyUIDouble:
     """A running ComfyUI test double. Not a ComfyUI: no model runs (see executor.py)."""
 
     def __init__(self, base_dir: Path | None = None, *, workers: int = 1,
-                 extra_model_dirs: Mapping[str, Iterable[Path]] | None = None) -> None:
+                 extra_model_dirs: Mapping[str, Iterable[Path]] | None = None,
+                 port: int | None = None) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="comfyui-double-"))
         # ComfyUI's models directory: the backend fixtures share it, as the deployment's
@@ -103,7 +105,7 @@ class ComfyUIDouble:
         self.input_dir = self.base_dir / "input"
         self.output_dir = self.base_dir / "output"
         self.temp_dir = self.base_dir / "temp"
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.step_delay = 0.0  # seconds per node and per sampler step, to watch concurrency
@@ -138,6 +140,10 @@ class ComfyUIDouble:
         self._tasks: set[asyncio.Task] = set()
         self.sockets: dict[str, tuple[web.WebSocketResponse, asyncio.Queue]] = {}
         self._faults = {"fail": None, "hang": False, "drop": False}
+        # one-shot faults of the server itself (not of a job); see freeze_next_prompt and
+        # start_pending_during_next_queue_read
+        self._freeze_next_prompt_s = 0.0
+        self._stale_next_queue_read = False
         self._number = 0
 
     def start(self) -> ComfyUIDouble:
@@ -281,6 +287,22 @@ class ComfyUIDouble:
         """The server closes the websocket of the next job's client mid-job; the job still
         finishes and lands in /history."""
         self._faults["drop"] = True
+
+    def freeze(self, seconds: float) -> None:
+        """Block the server's event loop for `seconds`, as a ComfyUI stuck in a long
+        synchronous call: connections are accepted by the kernel, nothing is answered."""
+        self._loop.call_soon_threadsafe(time.sleep, seconds)
+
+    def freeze_next_prompt(self, seconds: float) -> None:
+        """The next POST /prompt freezes the whole server for `seconds` before it queues
+        the job and answers (too late for a client with a shorter deadline)."""
+        self._freeze_next_prompt_s = seconds
+
+    def start_pending_during_next_queue_read(self) -> None:
+        """The next GET /queue answers what the queue held when it was asked, but before the
+        answer goes out the first pending job starts (one more worker): the answer is stale,
+        as when a job starts between a client's read of /queue and its next request."""
+        self._stale_next_queue_read = True
 
     def set_installed(self, installed: Mapping[str, Iterable[str]]) -> None:
         """Replace the installed model files (ComfyUI folder -> file names) with empty
@@ -457,6 +479,9 @@ def build_app(double: ComfyUIDouble) -> web.Application:
                                                  "Server got itself in trouble")
         if not isinstance(body, dict) or "prompt" not in body:
             return _json(wire.no_prompt_body(), 400)
+        if double._freeze_next_prompt_s:
+            seconds, double._freeze_next_prompt_s = double._freeze_next_prompt_s, 0.0
+            time.sleep(seconds)  # blocks the loop: every request waits, as in a frozen ComfyUI
         graph = body["prompt"]
         problems = validate_graph(graph, double.object_info())
         outputs = [n for n, node in graph.items()
@@ -574,8 +599,15 @@ def build_app(double: ComfyUIDouble) -> web.Application:
                     {"client_id": job.client_id, "create_time": job.create_time},
                     job.outputs_to_run]
 
-        return _json({"queue_running": [entry(job) for job in double.running_jobs],
-                      "queue_pending": [entry(job) for job in double.pending]})
+        answer = {"queue_running": [entry(job) for job in double.running_jobs],
+                  "queue_pending": [entry(job) for job in double.pending]}
+        if double._stale_next_queue_read and double.pending:
+            double._stale_next_queue_read = False
+            starting = double.pending[0]
+            double.workers = len(double.running_jobs) + 1
+            while starting.status == "pending" and starting in double.pending:
+                await asyncio.sleep(0.005)  # the dispatcher starts it
+        return _json(answer)
 
     @routes.post("/queue")
     async def edit_queue(request: web.Request) -> web.Response:
