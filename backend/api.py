@@ -29,6 +29,7 @@ from backend.openapi import document_api
 from backend.generation import Generation, Generator, json_body
 from backend.graph_runner import ComfyUIRunner, GraphRunner
 from backend.lora_store import LoraStore
+from backend.memory import pin_mmap_threshold
 from backend.records import JobRecords
 from backend.recovery import Recovery
 from backend.request_errors import to_invalid_request
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     """The API. `runner` runs the graphs: by default a ComfyUI at settings.comfyui_url
     (`ryla-backend`); the Modal web tier passes one that calls a GPU function."""
     settings = settings or Settings.from_env()
+    pin_mmap_threshold()  # large image buffers go back to the system when freed
     if runner is None:
         runner = ComfyUIRunner(ComfyUIClient(settings.comfyui_url, models_dir=settings.models_dir,
                                              lora_dir=settings.lora_dir))

@@ -19,7 +19,8 @@ from backend.analytics import Analytics
 from backend.comfyui_client import OutputFile, new_prompt_id
 from backend.errors import ApiError, DeadlineExceeded, InvalidImage
 from backend.graph_runner import GraphRunner
-from backend.images import content_name, convert_format, decode_base64_image, to_png
+from backend.images import (REFERENCE_MAX_SIDE, content_name, convert_format,
+                            decode_base64_image, to_png)
 from backend.lora_store import LoraStore
 from backend.records import JobRecords
 from backend.settings import Settings
@@ -30,6 +31,9 @@ from workflows.request_models import MAX_SEED, WorkflowRequest
 IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SEED_INPUTS = ("seed", "noise_seed")
 NO_SEED = -1  # X-Seed of a user workflow that names no seed
+# Images decoded at once: a decode of a large image can take a few hundred MB at its
+# peak, so concurrent requests queue for a slot instead of adding up.
+DECODE_SLOTS = 2
 
 
 @dataclass
@@ -74,11 +78,14 @@ class Generator:
         self.loras = loras
         self.records = records
         self.analytics = analytics
+        self._decode_slots = asyncio.Semaphore(DECODE_SLOTS)
 
-    async def _png_of(self, value: str, field_name: str) -> bytes:
+    async def _png_of(self, value: str, field_name: str, max_side: int | None = None) -> bytes:
         raw = decode_base64_image(value, field_name)
-        # Pillow decoding is CPU work: off the event loop
-        return await asyncio.to_thread(to_png, raw, field_name, self.settings.max_image_pixels)
+        async with self._decode_slots:
+            # Pillow decoding is CPU work: off the event loop
+            return await asyncio.to_thread(to_png, raw, field_name,
+                                           self.settings.max_image_pixels, max_side)
 
     async def _prepare(self, route: Route, body: BaseModel, seed: int,
                        request_id: str) -> tuple[dict[str, Any], dict[str, bytes], bool]:
@@ -91,7 +98,7 @@ class Generator:
         uploads: dict[str, bytes] = {}
         r: Any = body
         if pipeline.needs(REFERENCE_IMAGE):
-            png = await self._png_of(r.reference_image, "reference_image")
+            png = await self._png_of(r.reference_image, "reference_image", REFERENCE_MAX_SIDE)
             extras["reference_image"] = content_name(png)
             uploads[extras["reference_image"]] = png
         if pipeline.needs(LORA_FILE):

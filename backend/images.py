@@ -12,10 +12,14 @@ import warnings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backend.errors import InvalidImage, PayloadTooLarge
+from backend.memory import release_to_os
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 DATA_URL_RE = re.compile(r"^data:([\w/+.-]*)(;[\w=.-]+)*;base64,", re.IGNORECASE)
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# A reference face is looked at by InsightFace at 640 px and aligned at 512 (InstantID,
+# PuLID): larger references only cost memory, so they are scaled to fit this.
+REFERENCE_MAX_SIDE = 2048
 
 
 def decode_base64_image(value: str, field: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
@@ -38,8 +42,20 @@ def decode_base64_image(value: str, field: str, max_bytes: int = MAX_IMAGE_BYTES
         raise InvalidImage(f"{field} is not valid base64 or a data URL ({exc})", field=field) from exc
 
 
-def to_png(data: bytes, field: str, max_pixels: int) -> bytes:
-    """Decode a JPEG/PNG/WebP safely, apply its EXIF orientation, return it as RGB PNG."""
+def to_png(data: bytes, field: str, max_pixels: int, max_side: int | None = None) -> bytes:
+    """Decode a JPEG/PNG/WebP safely, apply its EXIF orientation, return it as RGB PNG,
+    scaled down to fit `max_side` x `max_side` when given.
+
+    A JPEG is decoded at reduced size when it can be (Pillow's draft mode: the JPEG
+    decoder itself scales by 1/2, 1/4 or 1/8), so a 6320x6320 photo never becomes a
+    120 MB bitmap when 2048 pixels are all that is needed."""
+    try:
+        return _to_png(data, field, max_pixels, max_side)
+    finally:
+        release_to_os()  # the decoded bitmaps are freed: hand their pages back
+
+
+def _to_png(data: bytes, field: str, max_pixels: int, max_side: int | None) -> bytes:
     try:
         with warnings.catch_warnings():
             # Pillow warns (then errors) past its bomb limit; our own limit is checked
@@ -55,9 +71,15 @@ def to_png(data: bytes, field: str, max_pixels: int) -> bytes:
                     raise PayloadTooLarge(
                         f"{field} is {width}x{height} pixels; the limit is {max_pixels} pixels",
                         field=field)
+                if max_side and img.format == "JPEG":
+                    img.draft("RGB", (max_side, max_side))  # decode at >= max_side, not more
                 img.load()
                 oriented = ImageOps.exif_transpose(img)
                 rgb = oriented.convert("RGB")
+                del oriented
+                if max_side:
+                    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS,
+                                  reducing_gap=3.0)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise PayloadTooLarge(f"{field} is too many pixels to decode safely ({exc})",
                               field=field) from exc
