@@ -15,6 +15,7 @@ import requests
 from tests.builders import free_port
 from tests.studio.conftest import REPO_ROOT, closed_port_url
 from ui.studio.app import DEFAULT_USER, parse_args, resolve_auth
+from ui.studio.login_limit import FREE_FAILURES
 
 
 def test_defaults_match_the_spec() -> None:
@@ -76,6 +77,15 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
                                  timeout=10)
             assert login.status_code == 200
             assert session.get(f"{base}/config", timeout=10).status_code == 200
+        # Failed logins are rate-limited: after FREE_FAILURES wrong passwords even the
+        # right one is refused for a while.
+        for _ in range(FREE_FAILURES):
+            wrong = requests.post(f"{base}/login", data={"username": "maya", "password": "guess"},
+                                  timeout=10)
+            assert wrong.status_code == 400
+        locked = requests.post(f"{base}/login", data={"username": "maya", "password": "pw"},
+                               timeout=10)
+        assert locked.status_code == 400
     finally:
         proc.terminate()
         proc.wait(timeout=30)

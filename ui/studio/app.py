@@ -24,6 +24,7 @@ from ui.studio.fields import Field
 from ui.studio.flux_tab import FluxTab
 from ui.studio.history import History
 from ui.studio.history_tab import HistoryTab
+from ui.studio.login_limit import LoginLimiter
 from ui.studio.lora_tab import LoraTab
 from ui.studio.review_tab import ReviewTab
 from ui.studio.sheet_tab import SheetTab
@@ -122,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = build_app(client, history)
     app.queue(default_concurrency_limit=4)
     print(f"RYLA Studio: backend {client.base_url}, history in {history.root}", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+    # failed logins are rate-limited per username (ui/studio/login_limit.py)
+    app.launch(server_name=args.host, server_port=args.port, share=args.share,
+               auth=LoginLimiter(*auth) if auth else None,
                auth_message="RYLA Studio" if auth else None, prevent_thread_lock=True,
                **launch_options(history))
     if args.share and not app.share_url:
