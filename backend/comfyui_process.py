@@ -136,12 +136,15 @@ def _nothing() -> None:
 def build_app(settings: "Settings", runner: "GraphRunner | None" = None, *,
               before_lora_read: Callable[[], None] = _nothing,
               before_models_read: Callable[[], None] = _nothing,
-              after_lora_write: Callable[[], None] = _nothing) -> "FastAPI":
+              after_lora_write: Callable[[], None] = _nothing,
+              after_job: Callable[[], None] = _nothing) -> "FastAPI":
     """The same app as `ryla-backend` with `runner` behind it (None: the ComfyUI at
     settings.comfyui_url). The hooks let a deployment whose directories are shared
     between machines (Modal Volumes) refresh them before LoRAs or models are listed or
-    used, and publish the LoRA directory after an upload; they run on a thread."""
+    used, and publish the LoRA directory after an upload and the data directory (job
+    records, outputs) after each generation, failed ones too; they run on a thread."""
     from backend.api import create_app
+    from workflows.request_models import ROUTES
 
     web_app = create_app(settings, runner)
 
@@ -155,6 +158,8 @@ def build_app(settings: "Settings", runner: "GraphRunner | None" = None, *,
         response = await call_next(request)
         if path == "/loras" and request.method == "POST" and response.status_code < 300:
             await asyncio.to_thread(after_lora_write)
+        if path in ROUTES and request.method == "POST":
+            await asyncio.to_thread(after_job)
         return response
 
     return web_app

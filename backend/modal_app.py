@@ -128,12 +128,15 @@ COMFYUI_DIR = str(LAYOUT.comfyui_dir)
 MODELS_DIR = str(LAYOUT.models_dir)
 LORA_DIR = str(LAYOUT.lora_dir)
 EXTRA_MODEL_PATHS = str(LAYOUT.extra_model_paths)
-DATA_DIR = str(LAYOUT.data_dir)  # job records and outputs: per web container
+# Job records and outputs: on the `ryla-data` Volume, mounted on the web tier (which
+# writes them) and committed after each generation, so they outlive the container.
+DATA_DIR = str(LAYOUT.data_dir)
 COMFYUI_PORT = LAYOUT.comfyui_port
 COMFYUI_URL = LAYOUT.comfyui_url  # ComfyUI is only reachable inside the container
 
 MODELS_VOLUME_NAME = "ryla-models"
 LORA_VOLUME_NAME = "ryla-loras"
+DATA_VOLUME_NAME = "ryla-data"
 HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
 API_SECRET_NAME = comfyui_process.API_SECRET_NAME  # "ryla-api-token": RYLA_API_TOKEN
 HEARTBEAT_DICT_NAME = "ryla-gpu-heartbeats"
@@ -238,6 +241,7 @@ app = modal.App(APP_NAME, image=image)
 
 models_volume = modal.Volume.from_name(MODELS_VOLUME_NAME, create_if_missing=True)
 lora_volume = modal.Volume.from_name(LORA_VOLUME_NAME, create_if_missing=True)
+data_volume = modal.Volume.from_name(DATA_VOLUME_NAME, create_if_missing=True)
 hf_secret = modal.Secret.from_name(HF_SECRET_NAME, required_keys=["HF_TOKEN"])
 api_secret = modal.Secret.from_name(API_SECRET_NAME, required_keys=["RYLA_API_TOKEN"])
 # GPU containers' heartbeats, which the web tier's /health reads (see ComfyUIWorker)
@@ -246,6 +250,7 @@ gpu_heartbeats = modal.Dict.from_name(HEARTBEAT_DICT_NAME, create_if_missing=Tru
 # Both tiers mount both Volumes at the same paths: the web tier validates against the
 # files ComfyUI will find and writes uploaded LoRAs where ComfyUI reads them.
 VOLUMES = {MODELS_DIR: models_volume, LORA_DIR: lora_volume}
+WEB_VOLUMES = {**VOLUMES, DATA_DIR: data_volume}
 
 # ## Models on the Volume
 #
@@ -440,12 +445,20 @@ def build_asgi_app(settings: "Settings", runner: "GraphRunner") -> "FastAPI":
     and a download may have changed the models Volume since this container started."""
     return comfyui_process.build_app(settings, runner, before_lora_read=_reload_loras,
                                      before_models_read=_reload_models,
-                                     after_lora_write=lora_volume.commit)
+                                     after_lora_write=lora_volume.commit,
+                                     after_job=_commit_data)
+
+
+def _commit_data() -> None:
+    try:
+        data_volume.commit()
+    except Exception as exc:  # noqa: BLE001 - Modal's control plane; the next commit retries
+        print(f"data Volume not committed: {type(exc).__name__}: {exc}")
 
 
 @app.function(
     image=cpu_image,
-    volumes=VOLUMES,
+    volumes=WEB_VOLUMES,
     secrets=[api_secret],
     cpu=WEB_CPU,
     memory=WEB_MEMORY_MB,

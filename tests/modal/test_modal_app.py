@@ -57,7 +57,8 @@ def test_both_tiers_mount_models_at_comfyui_models_dir_and_loras_where_the_backe
     mounts = volume_names(function_options(m.ComfyUIWorker))
     assert mounts == {f"{m.COMFYUI_DIR}/models": "ryla-models", "/loras": "ryla-loras"}
     # the web tier validates against, and uploads LoRAs to, the very same Volumes
-    assert volume_names(function_options(m.web)) == mounts
+    # ... and keeps its job records and outputs on a third
+    assert volume_names(function_options(m.web)) == {**mounts, m.DATA_DIR: "ryla-data"}
     settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
     assert mounts[str(settings.models_dir)] == "ryla-models"
     assert mounts[str(settings.lora_dir)] == "ryla-loras"
@@ -340,3 +341,38 @@ def test_image_fixes_the_pulid_pack_after_checkout_and_before_it_runs() -> None:
     checkout = next(i for i, c in enumerate(lines) if "ComfyUI_PuLID_Flux_ll" in c and "checkout" in c)
     patch = next(i for i, c in enumerate(lines) if f"python {m.NODEPACK_PATCHES} {m.COMFYUI_DIR}/custom_nodes" in c)
     assert checkout < patch
+
+
+def test_records_and_outputs_are_on_the_data_volume() -> None:
+    mounts = volume_names(function_options(m.web))
+    settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
+    assert mounts[str(settings.data_dir)] == "ryla-data"
+
+
+def test_data_volume_is_committed_after_each_generation(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    pytest.importorskip("backend.api")
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from backend.comfyui_client import ComfyUIClient
+    from backend.graph_runner import ComfyUIRunner
+    from tests.builders import free_port
+
+    commits: list[str] = []
+    monkeypatch.setattr(m, "_commit_data", lambda: commits.append("data"))
+    monkeypatch.setattr(m, "_reload_loras", lambda: None)  # no Volume offline
+    settings = replace(m.deployment_settings({"RYLA_API_TOKEN": "t"}), data_dir=tmp_path / "d",
+                       lora_dir=tmp_path / "loras")
+    # no GPU tier here: a runner whose ComfyUI is down makes every generation a 503
+    down = ComfyUIRunner(ComfyUIClient(f"http://127.0.0.1:{free_port()}",
+                                       models_dir=tmp_path, lora_dir=tmp_path / "loras"))
+    with TestClient(m.build_asgi_app(settings, down)) as client:
+        auth = {"Authorization": "Bearer t"}
+        client.get("/loras", headers=auth)
+        assert commits == []  # nothing was written
+        r = client.post("/flux-dev", json={"prompt": "x"}, headers=auth)
+        assert r.status_code == 503
+        assert commits == ["data"]  # the failed job's record is kept too
+        assert list((tmp_path / "d" / "jobs").glob("*.json"))
