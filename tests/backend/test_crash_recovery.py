@@ -77,7 +77,11 @@ def start_backend(comfyui_url: str, tmp_path: Path) -> tuple[Process, str]:
                        "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models"),
                        "--log-level", "warning"], tmp_path / "backend.log")
     url = f"http://127.0.0.1:{port}"
-    backend.wait_http(f"{url}/health")
+    try:
+        backend.wait_http(f"{url}/health")
+    except BaseException:
+        backend.stop()
+        raise
     return backend, url
 
 
@@ -124,10 +128,12 @@ def kill_mid_job(comfyui_url: str, tmp_path: Path, seed: int, steps: int) -> tup
     """Start a backend, send a job, SIGKILL the backend while ComfyUI runs the job.
     Returns (request id, prompt id) from the record the killed backend left."""
     backend, url = start_backend(comfyui_url, tmp_path)
-    post_and_forget(f"{url}/flux-dev", {"prompt": "crash", "seed": seed, "steps": steps,
-                                        "width": 256, "height": 256, "format": "png"})
-    prompt_id = running_prompt(comfyui_url)
-    backend.stop(signal.SIGKILL)
+    try:
+        post_and_forget(f"{url}/flux-dev", {"prompt": "crash", "seed": seed, "steps": steps,
+                                            "width": 256, "height": 256, "format": "png"})
+        prompt_id = running_prompt(comfyui_url)
+    finally:
+        backend.stop(signal.SIGKILL)  # the crash; also no process left behind on a failure
     (request_id, record), = [(k, r) for k, r in job_records(tmp_path).items() if r["seed"] == seed]
     assert record["status"] == "running"
     assert record["prompt_id"] == prompt_id  # recorded before queueing, as ComfyUI knows it
