@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 SETTLE_S = 30.0
 STEP_DELAY_S = 0.05  # per node and sampler step of the double: jobs take seconds
+DOUBLE_DIR = "comfyui"  # under tmp_path: the double's folders, its models/ included
 
 
 class Process:
@@ -60,7 +61,7 @@ class Process:
 
 @pytest.fixture
 def double_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, folder = free_port(), tmp_path / "comfyui"
+    port, folder = free_port(), tmp_path / DOUBLE_DIR
     double = Process(["-m", "tests.comfyui_double", "--port", str(port), "--dir", str(folder),
                       "--step-delay", str(STEP_DELAY_S)], tmp_path / "double.log")
     url = f"http://127.0.0.1:{port}"
@@ -74,7 +75,10 @@ def double_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def start_backend(comfyui_url: str, tmp_path: Path) -> tuple[Process, str]:
     port = free_port()
     backend = Process(["-m", "backend.server", "--port", str(port), "--comfyui-url", comfyui_url,
-                       "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models"),
+                       "--data-dir", str(tmp_path / "data"),
+                       # ComfyUI's models folder, shared as on Modal: the backend looks there
+                       # for the files ComfyUI does not list (antelopev2's .onnx)
+                       "--models-dir", str(tmp_path / DOUBLE_DIR / "models"),
                        "--log-level", "warning"], tmp_path / "backend.log")
     url = f"http://127.0.0.1:{port}"
     try:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.backend.test_crash_recovery import Process, start_backend
+from tests.backend.test_crash_recovery import DOUBLE_DIR, Process, start_backend
 from tests.builders import free_port
 
 SIDE = 6320
@@ -59,7 +59,7 @@ def peak_mb(pid: int) -> float:
 def double_and_backend(tmp_path):
     port = free_port()
     double = Process(["-m", "tests.comfyui_double", "--port", str(port), "--dir",
-                      str(tmp_path / "comfyui")], tmp_path / "double.log")
+                      str(tmp_path / DOUBLE_DIR)], tmp_path / "double.log")
     url = f"http://127.0.0.1:{port}"
     try:
         double.wait_http(f"{url}/system_stats")
