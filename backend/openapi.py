@@ -35,7 +35,8 @@ _BINARY = {"type": "string", "format": "binary"}
 IMAGE_TYPES = ("image/jpeg", "image/png")
 MEDIA_OF_ROUTE: dict[str, tuple[str, ...]] = {
     "/flux-dev": IMAGE_TYPES, "/flux": IMAGE_TYPES, "/flux-lora": IMAGE_TYPES,
-    "/flux-instantid": IMAGE_TYPES, "/wan2": ("image/webp", "video/mp4"),
+    "/flux-instantid": IMAGE_TYPES, "/z-image": IMAGE_TYPES,
+    "/wan2": ("image/webp", "video/mp4"),
     "/workflow": (*IMAGE_TYPES, "image/webp", "image/gif", "video/mp4"),
 }
 ERRORS: dict[str, str] = {
