@@ -182,7 +182,8 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
                                              lora_dir=settings.lora_dir))
     loras = LoraStore(settings.lora_dir)
     analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
-    generator = Generator(settings, runner, loras, JobRecords(settings.data_dir), analytics)
+    records = JobRecords(settings.data_dir)
+    generator = Generator(settings, runner, loras, records, analytics)
 
     # Only a ComfyUI this process can reach can say what became of jobs an earlier process
     # left running (on Modal each GPU container's ComfyUI goes with the container).

@@ -144,7 +144,7 @@ def build_app(settings: "Settings", runner: "GraphRunner | None" = None, *,
     used, and publish the LoRA directory after an upload and the data directory (job
     records, outputs) after each generation, failed ones too; they run on a thread."""
     from backend.api import create_app
-    from workflows.request_models import ROUTES
+    from workflows.registry import ROUTES
 
     web_app = create_app(settings, runner)
 

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from tests.backend.helpers import error_of
 from tests.fuzz_strategies import GRAPHS, JSON_VALUES, body_text
-from workflows.request_models import ROUTES
+from workflows.registry import ROUTES
 
 ALLOWED_5XX = {502, 503, 504}
 
 
 def _bodies(route: str) -> st.SearchStrategy[bytes]:
-    fields = {name: JSON_VALUES for name in ROUTES[route].model_fields}
+    fields = {name: JSON_VALUES for name in ROUTES[route].request_model.model_fields}
     # small images when a body happens to be valid: the double renders them quickly
     fields.update({k: st.just(256) for k in ("width", "height") if k in fields})
     json_bodies = st.fixed_dictionaries({}, optional=fields) | JSON_VALUES

@@ -133,14 +133,15 @@ def test_pathological_safetensors_header_is_400(pooled, header):
     assert err["field"] == "file"
 
 
-def test_unexpected_error_is_500_in_spec_shape_and_keeps_the_connection(backend_server):
+def test_unexpected_error_is_500_in_spec_shape_and_keeps_the_connection(backend_server,
+                                                                         monkeypatch):
     """The last resort: a bug still answers the SPEC's shape and leaves the connection open."""
-    generator = backend_server.app.state.generator
+    from backend.generation import Generator
 
     async def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    generator.generate = broken
+    monkeypatch.setattr(Generator, "generate", broken)
     with httpx.Client(base_url=backend_server.url, timeout=30,
                       limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)) as client:
         r = client.post("/flux-dev", json={"prompt": "x", **SMALL})

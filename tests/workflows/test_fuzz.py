@@ -17,7 +17,8 @@ from backend.graph_errors import to_api_error
 from backend.request_errors import to_invalid_request
 from tests.fuzz_strategies import GRAPHS, JSON_VALUES
 from workflows.object_info import load_object_info
-from workflows.request_models import ROUTES, WorkflowRequest
+from workflows.registry import ROUTES
+from workflows.request_models import WorkflowRequest
 from workflows.validate import GraphProblem, comfy_message, validate_graph
 
 OBJECT_INFO = load_object_info()
@@ -41,7 +42,7 @@ def _sendable(value: object) -> None:
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_request_models_raise_only_validation_errors(route):
-    model = ROUTES[route]
+    model = ROUTES[route].request_model
 
     @BOUNDED
     @given(_bodies(model))

@@ -43,9 +43,12 @@ def _range_text(field: Any) -> str:
 
 
 def _scalar_type(annotation: Any) -> tuple[Callable[[str], Any] | None, list[str] | None]:
-    """argparse type and choices for a field annotation (Optional and Literal unwrapped)."""
+    """argparse type and choices for a field annotation (Optional, Annotated and Literal
+    unwrapped)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    if typing.get_origin(annotation) is typing.Annotated:  # Int, Text: a type plus checks
+        annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) is typing.Literal:
         return str, [str(arg) for arg in typing.get_args(annotation)]
     if annotation in (int, float, str):
