@@ -129,6 +129,11 @@ ROUTES: dict[str, Route] = {r.path: r for r in (
           "--method pulid",
           pipeline_field="method", requested_event="modal_instantid_generation_requested",
           completed_event="modal_instantid_generation_completed"),
+    # No event of its own in the SPEC: reports as Flux Dev, with its endpoint as a property.
+    Route("/z-image", ZImageRequest, "z-image",
+          "Z-Image-Turbo: fast drafts (8 steps, no guidance).",
+          'ryla z-image --prompt "A red fox in the snow, quick draft" --seed 7 --output fox.jpg',
+          pipeline="z-image"),
     Route("/wan2", Wan2Request, "wan2", "Wan 2.x: text to video.",
           'ryla wan2 --prompt "Waves rolling onto a beach" --frames 33 --fps 16 --output waves.webp',
           pipeline="wan2"),

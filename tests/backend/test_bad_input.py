@@ -41,6 +41,13 @@ def test_flux_dev_field_errors_name_the_field_and_range(backend_server_session, 
 def test_route_specific_ranges(backend_server_session):
     r = post(backend_server_session, "/flux-lora", json={"prompt": "x", "lora_id": "a", "lora_strength": 2})
     assert r.status_code == 400 and "0.0 to 1.0" in error_of(r)["message"]
+    r = post(backend_server_session, "/z-image", json={"prompt": "x", "steps": 51})
+    assert r.status_code == 400 and error_of(r)["field"] == "steps"
+    assert "1 to 50" in error_of(r)["message"]
+    # Z-Image-Turbo is distilled without guidance: the field does not exist there.
+    r = post(backend_server_session, "/z-image", json={"prompt": "x", "guidance": 3.5})
+    assert r.status_code == 400 and error_of(r)["field"] == "guidance"
+    assert "unknown field" in error_of(r)["message"]
     r = post(backend_server_session, "/wan2", json={"prompt": "x", "frames": 6})
     assert r.status_code == 400 and "4k+1" in error_of(r)["message"]
     r = post(backend_server_session, "/flux-instantid",

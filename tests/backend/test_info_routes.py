@@ -23,6 +23,22 @@ def test_models_reports_present_and_missing(backend_server):
     assert others and all(m["status"] == "missing" for m in others)
 
 
+def test_models_reports_z_image_files_and_the_shared_vae(backend_server):
+    backend_server.double.set_installed({})
+    vae = backend_server.settings.models_dir / "vae" / "ae.safetensors"
+    vae.parent.mkdir(parents=True, exist_ok=True)
+    vae.write_bytes(b"x" * 3)
+    report = httpx.get(f"{backend_server.url}/models").json()
+    z_image = {m["local_name"]: m for m in report if "z-image" in m["pipelines"]}
+    assert set(z_image) == {"z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "ae.safetensors"}
+    dit = z_image["z_image_turbo_bf16.safetensors"]
+    assert (dit["folder"], dit["repo_id"], dit["size_bytes"], dit["gated"], dit["status"]) == (
+        "diffusion_models", "Comfy-Org/z_image_turbo", 12_309_866_400, False, "missing")
+    assert z_image["qwen_3_4b.safetensors"]["folder"] == "text_encoders"
+    assert z_image["ae.safetensors"]["status"] == "present"
+    assert "flux-schnell" in z_image["ae.safetensors"]["pipelines"]
+
+
 def test_health_reports_comfyui(backend_server):
     body = httpx.get(f"{backend_server.url}/health").json()
     assert body["status"] == "ok"

@@ -122,6 +122,40 @@ def test_instantid_and_pulid_upload_the_reference_under_a_content_name(backend_s
             assert uploaded.size == (20, 40)  # rotated upright
 
 
+def test_z_image_runs_its_graph_with_turbo_defaults_and_the_usual_headers(backend_server_session):
+    server = backend_server_session
+    body = {"prompt": "a fox, quick draft", "negative_prompt": "blurry", "seed": 8080,
+            "width": 256, "height": 384, "format": "png"}
+    r = httpx.post(f"{server.url}/z-image", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-seed"] == "8080" and r.headers["x-request-id"]
+    assert int(r.headers["x-generation-time-ms"]) >= 0
+    job = job_with_seed(server.double, 8080)
+    assert r.content == output_of(server.double, job)
+    nodes = {n["class_type"]: n["inputs"] for n in job.graph.values()}
+    assert nodes["UNETLoader"]["unet_name"] == "z_image_turbo_bf16.safetensors"
+    assert nodes["CLIPLoader"] == {**nodes["CLIPLoader"], "clip_name": "qwen_3_4b.safetensors",
+                                   "type": "lumina2"}
+    sampler = nodes["KSampler"]
+    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"]) == (8, 1.0, "res_multistep")
+    assert (nodes["EmptySD3LatentImage"]["width"], nodes["EmptySD3LatentImage"]["height"]) == (256, 384)
+    assert sorted(texts_of(job)) == ["a fox, quick draft", "blurry"]
+    record = records(server.data_dir)[r.headers["x-request-id"]]
+    assert record["endpoint"] == "/z-image" and record["status"] == "succeeded"
+    assert record["request"]["steps"] == 8
+
+
+def test_z_image_json_mode(backend_server_session):
+    server = backend_server_session
+    r = httpx.post(f"{server.url}/z-image", json={"prompt": "json draft", "seed": 8181, **SMALL},
+                   headers={"Accept": "application/json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["seed"], body["request_id"]) == (8181, r.headers["x-request-id"])
+    assert base64.b64decode(body["images"][0]) == output_of(server.double, job_with_seed(server.double, 8181))
+
+
 def test_wan2_returns_video_bytes(backend_server_session):
     server = backend_server_session
     r = httpx.post(f"{server.url}/wan2", json={"prompt": "waves", "width": 256, "height": 256,

@@ -241,6 +241,30 @@ def test_fill_models_volume_uses_the_manifest_and_hf_token(tmp_path: Path) -> No
     assert all(f.folder != "loras" for f in MODEL_MANIFEST if f.filename in wanted)
 
 
+def test_download_of_z_image_fetches_its_two_files_without_a_token(tmp_path: Path) -> None:
+    from workflows.manifest import find
+
+    # The Flux VAE is already on the Volume (a Flux download put it there, right size):
+    # Z-Image uses that very file, so only its DiT and its text encoder are fetched.
+    ae = find("vae", "ae.safetensors")
+    assert ae is not None
+    (tmp_path / "vae").mkdir()
+    with open(tmp_path / "vae" / "ae.safetensors", "wb") as f:
+        f.truncate(ae.size_bytes)  # sparse: the size is what the downloader checks
+    calls: list[tuple[str, str, str | None]] = []
+
+    def fake_hub(*, repo_id: str, filename: str, local_dir: str, token: str | None) -> str:
+        calls.append((repo_id, filename, token))
+        raise OSError("offline")
+
+    report = m.fill_models_volume(tmp_path, {}, "z-image", hub_download=fake_hub)
+    assert sorted(calls) == [
+        ("Comfy-Org/z_image_turbo", "split_files/diffusion_models/z_image_turbo_bf16.safetensors", None),
+        ("Comfy-Org/z_image_turbo", "split_files/text_encoders/qwen_3_4b.safetensors", None),
+    ]
+    assert len(report.failed) == 2 and not report.ok
+
+
 def test_settings_refuse_to_serve_without_a_token() -> None:
     with pytest.raises(RuntimeError, match="ryla-api-token"):
         m.deployment_settings({})
