@@ -75,6 +75,23 @@ def test_flux_instantid_reads_the_reference_file(ryla: Callable[..., Run], backe
     assert backend_server_session.double.input_images()
 
 
+def test_z_image_writes_a_draft_with_its_own_defaults(ryla: Callable[..., Run], backend_server_session,
+                                                      tmp_path: Path) -> None:
+    target = tmp_path / "fox.png"
+    result = ryla("z-image", "--backend-url", backend_server_session.url, "--prompt", "A red fox, draft",
+                  "--negative-prompt", "blurry", "--seed", "90417", "--width", "256", "--height", "320",
+                  "--format", "png", "--output", str(target), "--json")
+    assert result.code == 0, result.err
+    payload = result.json()
+    assert (payload["route"], payload["seed"], payload["files"]) == ("/z-image", 90417, [str(target)])
+    assert image_size(target) == (256, 320)
+    (job,) = [j for j in backend_server_session.double.jobs  # the double is shared: match both
+              if any(n["inputs"].get("seed") == 90417 for n in j.graph.values())
+              and any(n["inputs"].get("text") == "A red fox, draft" for n in j.graph.values())]
+    sampler = next(n["inputs"] for n in job.graph.values() if n["class_type"] == "KSampler")
+    assert (sampler["steps"], sampler["cfg"]) == (8, 1.0)  # the request model's default, no guidance
+
+
 def test_wan2_writes_a_video(ryla: Callable[..., Run], backend_server_session) -> None:
     result = ryla("wan2", "--backend-url", backend_server_session.url, "--prompt", "Waves", "--width", "256",
                   "--height", "256", "--frames", "5", "--steps", "2", "--json")

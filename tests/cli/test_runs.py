@@ -42,6 +42,17 @@ def test_models_lists_the_manifest_with_present_and_missing(ryla: Callable[..., 
     assert f"1 installed, {len(MODEL_MANIFEST) - 1} missing" in table.out
 
 
+def test_models_names_z_image_files(ryla: Callable[..., Run], backend_server) -> None:
+    backend_server.double.set_installed({})
+    rows = ryla("models", "--backend-url", backend_server.url, "--missing", "--json").json()
+    z_image = {row["local_name"]: row for row in rows if "z-image" in row["pipelines"]}
+    assert set(z_image) == {"z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "ae.safetensors"}
+    assert z_image["qwen_3_4b.safetensors"]["repo_id"] == "Comfy-Org/z_image_turbo"
+    table = ryla("models", "--backend-url", backend_server.url)
+    assert table.code == 0
+    assert "z_image_turbo_bf16.safetensors" in table.out and "qwen_3_4b.safetensors" in table.out
+
+
 def test_success_rate_runs_the_seed_prompts(ryla: Callable[..., Run], backend_server_session) -> None:
     result = ryla("success-rate", "--backend-url", backend_server_session.url, "--endpoint", "flux",
                   *SMALL, "--output", "rate", "--json")

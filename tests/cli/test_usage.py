@@ -34,6 +34,7 @@ def nowhere() -> str:
     (["flux-lora", "--prompt", "x", "--lora-id", "a b"], "--lora-id", "pattern"),
     (["flux-lora", "--prompt", "x", "--lora-id", "a", "--lora-strength", "1.5"], "--lora-strength", "1.0"),
     (["wan2", "--prompt", "x", "--frames", "6"], "--frames", "4k+1"),
+    (["z-image", "--prompt", "x", "--steps", "51"], "--steps", "50"),
 ])
 def test_out_of_range_fields_exit_2_naming_field_and_range(
         ryla: Callable[..., Run], nowhere: str, argv: list[str], option: str, detail: str) -> None:
@@ -52,6 +53,7 @@ def test_out_of_range_fields_exit_2_naming_field_and_range(
     ["flux-dev", "--prompt", "x", "--no-such-option"],
     ["flux-lora", "--prompt", "x"],                      # --lora-id is required
     ["flux-instantid", "--prompt", "x"],                 # --reference-image is required
+    ["z-image", "--prompt", "x", "--guidance", "3"],     # Z-Image-Turbo has no guidance
     ["bench", "--concurrency", "0"],
     ["sheet", "--reference", "r.jpg", "--threshold", "3"],
     ["no-such-command"],
