@@ -136,6 +136,51 @@ def test_comfyui_failure_shows_its_message(backend_server, tmp_path: Path) -> No
     assert "Traceback" not in str(err.value)
 
 
+def test_z_image_turbo_choice_runs_z_image_and_its_settings_come_back(
+        studio: Studio, backend_server_session) -> None:
+    client = client_for(studio)
+    # The guidance slider's value (3.5) is not sent: Z-Image-Turbo has no guidance field.
+    gallery, details, last_seed = client.predict(
+        "a lighthouse, quick draft", "fog", "512×512 draft", 8, 3.5, 73150, False, "Z-Image Turbo", 2,
+        api_name="/generate_flux")
+    assert [row[1] for row in rows(details)] == [73150, 73151] and last_seed == 73151
+    for seed in (73150, 73151):
+        (job,) = [j for j in backend_server_session.double.jobs  # the double is shared: match both
+                  if any(n["inputs"].get("seed") == seed for n in j.graph.values())
+                  and any(n["inputs"].get("text") == "a lighthouse, quick draft" for n in j.graph.values())]
+        classes = {n["class_type"]: n["inputs"] for n in job.graph.values()}
+        assert classes["UNETLoader"]["unet_name"] == "z_image_turbo_bf16.safetensors"
+        assert classes["KSampler"]["steps"] == 8 and classes["KSampler"]["cfg"] == 1.0
+    item = studio.history.items()[0]
+    assert (item.kind, item.params["model"], item.params["steps"]) == ("flux", "Z-Image Turbo", 8)
+    assert [o["seed"] for o in item.outputs] == [73150, 73151]
+    restored = client.predict(item.id, api_name="/reuse_settings")
+    prompt, negative, size, steps, guidance, seed, random_seed, model, batch = restored[:9]
+    assert (prompt, negative, size, steps, seed, random_seed, model, batch) == (
+        "a lighthouse, quick draft", "fog", "512×512 draft", 8, 73150, False, "Z-Image Turbo", 2)
+
+
+def test_z_image_turbo_steps_beyond_its_range_are_named(studio: Studio) -> None:
+    with pytest.raises(AppError, match=r"steps.*50") as err:
+        client_for(studio).predict("a cat", "", "512×512 draft", 60, 3.5, 1, False, "Z-Image Turbo", 1,
+                                   api_name="/generate_flux")
+    assert "Traceback" not in str(err.value)
+
+
+def test_model_choice_sets_its_defaults_and_disables_what_it_lacks(studio: Studio) -> None:
+    from ui.studio.flux_tab import FluxTab
+
+    tab = FluxTab(studio.client, studio.history)
+    steps, guidance = tab.sampling_defaults("Z-Image Turbo")
+    assert (steps["value"], steps["interactive"], guidance["interactive"]) == (8, True, False)
+    assert "value" not in guidance  # the slider keeps its value; it is not sent
+    steps, guidance = tab.sampling_defaults("Schnell")
+    assert (steps["value"], guidance["value"], guidance["interactive"]) == (4, 0.0, True)
+    # A model restored from history only enables or disables sliders: values stay.
+    assert [u.get("value", "kept") for u in tab.slider_states("Z-Image Turbo")] == ["kept", "kept"]
+    assert [u["interactive"] for u in tab.slider_states("Dev")] == [True, True]
+
+
 def test_invalid_settings_are_named(studio: Studio) -> None:
     with pytest.raises(AppError, match="prompt"):
         client_for(studio).predict("   ", "", "512×512 draft", 4, 3.5, 1, False, "Dev", 1,

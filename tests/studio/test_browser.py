@@ -64,6 +64,35 @@ def test_flux_dev_generation(page, output_dir: Path) -> None:
     shoot(page, output_dir, "flux")
 
 
+def test_z_image_turbo_choice_and_its_settings_reused_from_history(page) -> None:
+    open_tab(page, "Flux Dev")
+    steps = page.locator("#flux-steps input[type=number]")
+    guidance = page.locator("#flux-guidance input[type=range]")
+    page.get_by_label("Z-Image Turbo").check()
+    sync_api.expect(steps).to_have_value("8")  # its own default
+    sync_api.expect(guidance).to_be_disabled()  # no guidance: the value is not sent
+    page.fill("#flux-prompt textarea", "a lighthouse on a cliff, quick draft")
+    steps.fill("6")
+    steps.press("Enter")
+    page.get_by_label("Random seed").uncheck()
+    page.fill("#flux-seed input", "2718")
+    page.click("#flux-generate")
+    page.wait_for_selector("#flux-details:has-text('2718')")
+    page.get_by_label("Dev", exact=True).check()
+    sync_api.expect(steps).to_have_value("28")
+    sync_api.expect(guidance).to_be_enabled()
+    # "Use these settings again" brings Z-Image Turbo back with the steps of that run,
+    # not the model's default.
+    open_tab(page, "History")
+    page.click("#history-refresh")
+    sync_api.expect(page.locator("#history-table")).to_contain_text("a lighthouse on a cliff")
+    page.click("#history-reuse")
+    sync_api.expect(page.get_by_label("Z-Image Turbo")).to_be_checked()
+    sync_api.expect(page.locator("#flux-prompt textarea")).to_have_value("a lighthouse on a cliff, quick draft")
+    sync_api.expect(guidance).to_be_disabled()
+    sync_api.expect(steps).to_have_value("6")
+
+
 def _box(page, selector: str) -> dict:
     box = page.locator(selector).first.bounding_box()
     assert box is not None, f"{selector} is not rendered"

@@ -1,4 +1,5 @@
-"""The Flux tab: text to image with a choice of model, batches, fixed or random seeds."""
+"""The Flux tab: text to image with a choice of model (Flux Dev, Flux Schnell or Z-Image
+Turbo), batches, fixed or random seeds."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from workflows.registry import ROUTES
 from workflows.request_models import FluxDevRequest
 
 # The model selector: choice -> route (workflows/registry.py). The first is the default.
-MODEL_ROUTES: dict[str, str] = {"Dev": "/flux-dev", "Schnell": "/flux"}
+MODEL_ROUTES: dict[str, str] = {"Dev": "/flux-dev", "Schnell": "/flux", "Z-Image Turbo": "/z-image"}
 
 FIELDS: tuple[Field, ...] = (
     Field("prompt", "text", FluxDevRequest, label="Prompt",
@@ -69,9 +70,19 @@ class FluxTab:
         return int(last_seed), False
 
     def sampling_defaults(self, choice: str) -> list[Any]:
-        """Each model's own defaults for the sliders it has (Schnell: 4 steps, no guidance)."""
+        """On picking a model: its own defaults for the sliders it has (Schnell: 4 steps, no
+        guidance; Z-Image Turbo: 8 steps), and a slider it has no field for disabled."""
         model = request_model(choice)
-        return [model.model_fields[f.name].default for f in self._model_sliders()]
+        return [gr.update(value=model.model_fields[f.name].default, interactive=True)
+                if f.name in model.model_fields else gr.update(interactive=False)
+                for f in self._model_sliders()]
+
+    def slider_states(self, choice: str) -> list[Any]:
+        """Whichever way the model changed (picked, or restored from history): a slider the
+        model has no field for (Z-Image Turbo's guidance) is disabled, its value not sent.
+        Values stay as they are, so restored settings are kept."""
+        model = request_model(choice)
+        return [gr.update(interactive=f.name in model.model_fields) for f in self._model_sliders()]
 
     def _model_sliders(self) -> list[Field]:
         return [f for f in self.fields if f.widget == "slider" and f.model is not None]
@@ -105,8 +116,12 @@ class FluxTab:
                          outputs=[self.made["seed"], self.made["random_seed"]],
                          api_name="reuse_seed")
         if "model" in self.made:
-            self.made["model"].change(
-                self.sampling_defaults, inputs=self.made["model"],
-                outputs=[self.made[f.name] for f in self._model_sliders()], **PRIVATE)
+            sliders = [self.made[f.name] for f in self._model_sliders()]
+            # `input` is the user's pick only: "use these settings again" also changes the
+            # model, and must not reset the steps it restores to the model's default.
+            self.made["model"].input(self.sampling_defaults, inputs=self.made["model"],
+                                     outputs=sliders, **PRIVATE)
+            self.made["model"].change(self.slider_states, inputs=self.made["model"],
+                                      outputs=sliders, **PRIVATE)
 
 
