@@ -343,7 +343,7 @@ class ComfyUIWorker:
         from backend.gpu_worker import ComfyUIProcess
 
         self.comfyui = ComfyUIProcess(comfyui_command(), cwd=COMFYUI_DIR, url=COMFYUI_URL)
-        reading = warmup.start_prefetch(WARM_UP_PIPELINE, Path(MODELS_DIR)) if WARM_UP_PIPELINE else None
+        reading = warmup.BackgroundPrefetch(WARM_UP_PIPELINE, Path(MODELS_DIR)) if WARM_UP_PIPELINE else None
         self.comfyui.start(COMFYUI_READY_TIMEOUT_S)
         if WARM_UP_PIPELINE:
             seconds = warmup.warm_up_comfyui(COMFYUI_URL, Path(MODELS_DIR), Path(LORA_DIR), WARM_UP_PIPELINE)

@@ -76,14 +76,22 @@ def prefetch(paths: Iterable[Path], threads: int = READ_THREADS) -> PrefetchRepo
     return PrefetchReport(len({r[0] for r in ranges}), total, time.monotonic() - started)
 
 
-def start_prefetch(pipeline: str, models_dir: Path) -> threading.Thread:
-    """`prefetch` of a pipeline's files on a background thread (start-up goes on)."""
-    result: list[PrefetchReport] = []
-    thread = threading.Thread(target=lambda: result.append(prefetch(pipeline_files(pipeline, models_dir))),
-                              name="prefetch", daemon=True)
-    thread.result = result  # type: ignore[attr-defined]
-    thread.start()
-    return thread
+class BackgroundPrefetch:
+    """`prefetch` of a pipeline's files on a thread of its own, so that start-up goes on."""
+
+    def __init__(self, pipeline: str, models_dir: Path) -> None:
+        self._report: PrefetchReport | None = None
+        self._thread = threading.Thread(target=self._run, args=(pipeline_files(pipeline, models_dir),),
+                                        name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, paths: list[Path]) -> None:
+        self._report = prefetch(paths)
+
+    def join(self) -> PrefetchReport | None:
+        """Wait for the reads; their report (None if the thread failed)."""
+        self._thread.join()
+        return self._report
 
 
 async def warm_up(comfy: ComfyUIClient, pipeline: str, timeout_s: float = 600.0) -> float:

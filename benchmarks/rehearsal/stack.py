@@ -83,16 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     proc.write_extra_model_paths(layout)
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
     start_epoch, t0 = time.time(), time.monotonic()
-    prefetching = warmup.start_prefetch(a.prefetch, layout.models_dir) if a.prefetch else None
+    prefetching = warmup.BackgroundPrefetch(a.prefetch, layout.models_dir) if a.prefetch else None
     comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
         figures["warm_up_s"] = round(warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir,
                                                             layout.lora_dir, a.warm_up), 2)
-    if prefetching is not None:
-        prefetching.join()
-        report = prefetching.result[0]
+    report = prefetching.join() if prefetching is not None else None
+    if report is not None:
         figures.update(prefetch_s=round(report.seconds, 2), prefetch_gb_per_s=round(report.gb_per_s, 2))
     figures["ready_for_requests_s"] = round(time.monotonic() - t0, 2)
     figures["command"] = command

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from backend.comfyui_client import ComfyUIClient
-from backend.warmup import pipeline_files, prefetch, warm_up
+from backend.warmup import BackgroundPrefetch, pipeline_files, prefetch, warm_up
 from workflows.manifest import files_for
 
 
@@ -50,3 +50,9 @@ def test_warm_up_runs_the_smallest_prompt_of_the_pipeline(comfyui_double, tmp_pa
     assert samplers[0]["steps"] == 1 and (latents[0]["width"], latents[0]["height"]) == (256, 256)
     assert any(n["class_type"] == "UNETLoader" and n["inputs"]["unet_name"] == "flux1-dev.safetensors"
                for n in job.graph.values())
+
+
+def test_background_prefetch_reports_once_joined(tmp_path: Path) -> None:
+    paths = _install(tmp_path, "flux-schnell", 1024 * 1024)
+    report = BackgroundPrefetch("flux-schnell", tmp_path).join()
+    assert report is not None and report.bytes_read == sum(p.stat().st_size for p in paths)
