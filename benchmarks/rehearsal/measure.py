@@ -123,36 +123,40 @@ def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: in
         r.run(f"mixed {tag}: dev", dev(f"mixed end {n}", 240 + n), "dev")
 
 
+def _dev_graph(seed: int, loader: dict, text_encoder: dict | None = None) -> dict:
+    """The Flux Dev graph with its UNETLoader (and DualCLIPLoader) inputs overridden."""
+    graph = render_workflow("flux-dev", dev(f"graph {seed}", seed), seed=seed)
+    for node in graph.values():
+        if node["class_type"] == "UNETLoader":
+            node["inputs"].update(loader)
+        if node["class_type"] == "DualCLIPLoader" and text_encoder:
+            node["inputs"].update(text_encoder)
+    return graph
+
+
+def _graph_runs(r: Rehearsal, label: str, first: str, graph: dict, seed: int, runs: int) -> None:
+    for i in range(runs):
+        for node in graph.values():
+            if node["class_type"] == "KSampler":
+                node["inputs"]["seed"] = seed + i
+        r.run(label + (f" {first}" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
+
+
 def fast_mode(r: Rehearsal, runs: int = 4) -> None:
     """Flux Dev 1024x1024/28 with fp8 weights and fp8 matrix multiplication (ComfyUI's
     `fp8_e4m3fn_fast` weight dtype) against the bf16 default, on the same server."""
     for i in range(2):
         r.run("bf16 dev 1024/28", dev(f"bf16 {i}", 300 + i), "dev")
-    graph = render_workflow("flux-dev", dev("fp8", 310), seed=310)
-    for node in graph.values():
-        if node["class_type"] == "UNETLoader":
-            node["inputs"]["weight_dtype"] = "fp8_e4m3fn_fast"
-    for i in range(runs):
-        for node in graph.values():
-            if node["class_type"] == "KSampler":
-                node["inputs"]["seed"] = 320 + i
-        r.run("fp8_e4m3fn_fast dev 1024/28" + (" first" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
+    graph = _dev_graph(310, {"weight_dtype": "fp8_e4m3fn_fast"})
+    _graph_runs(r, "fp8_e4m3fn_fast dev 1024/28", "first", graph, 320, runs)
 
 
 def cold_fp8(r: Rehearsal, runs: int = 3) -> None:
     """The first request after a cold start when Flux Dev and T5 are read from their fp8
     copies (half the bytes), sampled with fp8 matrix multiplication."""
-    graph = render_workflow("flux-dev", dev("fp8 files", 400), seed=400)
-    for node in graph.values():
-        if node["class_type"] == "UNETLoader":
-            node["inputs"].update(unet_name="flux1-dev-fp8-e4m3fn.safetensors", weight_dtype="fp8_e4m3fn_fast")
-        if node["class_type"] == "DualCLIPLoader":
-            node["inputs"]["clip_name2"] = "t5xxl_fp8_e4m3fn.safetensors"
-    for i in range(runs):
-        for node in graph.values():
-            if node["class_type"] == "KSampler":
-                node["inputs"]["seed"] = 400 + i
-        r.run("fp8 files dev 1024/28" + (" first (cold)" if i == 0 else ""), WorkflowRequest(workflow=graph), "dev-fp8")
+    graph = _dev_graph(400, {"unet_name": "flux1-dev-fp8-e4m3fn.safetensors", "weight_dtype": "fp8_e4m3fn_fast"},
+                       {"clip_name2": "t5xxl_fp8_e4m3fn.safetensors"})
+    _graph_runs(r, "fp8 files dev 1024/28", "first (cold)", graph, 400, runs)
 
 
 def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
