@@ -17,10 +17,9 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from tests.cli.stub_server import Answer
+from tests.cli.stub_server import Answer, AnswerHandler, LoopbackServer
 
 CALL_PARAM = "__modal_function_call_id"
 
@@ -33,7 +32,7 @@ class Hop:
     body: bytes
 
 
-class ModalLikeServer:
+class ModalLikeServer(LoopbackServer):
     def __init__(self, answer: Answer, *, job_s: float, cut_s: float,
                  location: str = "absolute") -> None:
         self.answer = answer
@@ -46,10 +45,9 @@ class ModalLikeServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(AnswerHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 with server._lock:
                     server.hops.append(Hop(self.command, self.path,
                                            self.headers.get("Authorization"), body))
@@ -59,37 +57,19 @@ class ModalLikeServer:
                     call_id = f"fc-{next(server._ids)}"
                     server._done_at[call_id] = time.monotonic() + server.job_s
                 elif self.command != "GET":
-                    return self._send(Answer(400, b"modal-http: bad redirect method"))
+                    return self.send_answer(Answer(400, b"modal-http: bad redirect method"))
                 elif call_id not in server._done_at:
-                    return self._send(Answer(404, b"modal-http: no such function call"))
+                    return self.send_answer(Answer(404, b"modal-http: no such function call"))
                 left = server._done_at[call_id] - time.monotonic()
                 time.sleep(max(0.0, min(left, server.cut_s)))
                 if left <= server.cut_s:
-                    return self._send(server.answer)
+                    return self.send_answer(server.answer)
                 result_path = f"{url.path}?{CALL_PARAM}={call_id}"
                 where = {"absolute": f"{server.url}{result_path}",
                          "relative": result_path}.get(server.location,
                                                       f"{server.location}{result_path}")
-                self._send(Answer(303, b"", {"Location": where}))
-
-            def _send(self, answer: Answer) -> None:
-                self.send_response(answer.status)
-                for key, value in answer.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                self.send_answer(Answer(303, b"", {"Location": where}))
 
             do_GET = do_POST = _serve
 
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

@@ -28,33 +28,30 @@ class Seen:
     body: bytes
 
 
-class StubServer:
-    def __init__(self, port: int = 0) -> None:
-        self.answers: list[Answer] = []
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        stub = self
+class AnswerHandler(BaseHTTPRequestHandler):
+    """Reads a request's body and sends an `Answer`; subclasses decide what to answer."""
 
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with stub._lock:
-                    stub.seen.append(Seen(self.command, self.path, dict(self.headers), body))
-                    answer = stub.answers.pop(0) if stub.answers else Answer(599, b"no scripted answer")
-                self.send_response(answer.status)
-                for key, value in answer.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
-            do_GET = do_POST = _serve
+    def send_answer(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        for key, value in answer.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
 
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                return None
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        return None
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, serving `handler` until close()."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
@@ -64,3 +61,21 @@ class StubServer:
         self.httpd.server_close()
 
 
+class StubServer(LoopbackServer):
+    def __init__(self, port: int = 0) -> None:
+        self.answers: list[Answer] = []
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(AnswerHandler):
+            def _serve(self) -> None:
+                body = self.read_body()
+                with stub._lock:
+                    stub.seen.append(Seen(self.command, self.path, dict(self.headers), body))
+                    answer = stub.answers.pop(0) if stub.answers else Answer(599, b"no scripted answer")
+                self.send_answer(answer)
+
+            do_GET = do_POST = _serve
+
+        super().__init__(Handler, port)
