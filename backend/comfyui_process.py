@@ -126,6 +126,7 @@ def deployment_settings(env: Mapping[str, str], layout: ContainerLayout) -> "Set
         max_image_pixels=base.max_image_pixels,
         posthog_api_key=base.posthog_api_key,
         posthog_host=base.posthog_host,
+        fast_mode_compile=base.fast_mode_compile,
     )
 
 

@@ -107,7 +107,8 @@ class Generator:
             trigger = r.trigger_word if r.trigger_word is not None else info.trigger_word
             body = body.model_copy(update={"trigger_word": trigger or None})
             extras["lora_file"] = info.file
-        return render_workflow(pipeline.name, body, seed=seed, **extras), uploads, False
+        return render_workflow(pipeline.name, body, seed=seed, **extras,
+                               compile_fast_mode=self.settings.fast_mode_compile), uploads, False
 
     async def _user_graph(self, body: WorkflowRequest
                           ) -> tuple[dict[str, Any], dict[str, bytes], bool]:

@@ -37,6 +37,9 @@ class Settings:
     max_image_pixels: int = 40_000_000
     posthog_api_key: str | None = field(default=None, repr=False)
     posthog_host: str | None = None
+    # Fast mode's torch.compile; off where ComfyUI's torch cannot compile (no C compiler or
+    # Triton), fast mode is then fp8 only.
+    fast_mode_compile: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -52,5 +55,6 @@ class Settings:
             max_body_bytes=int(_env_float(env, "RYLA_MAX_BODY_BYTES", 32 * 1024 * 1024)),
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST") or None,
+            fast_mode_compile=env.get("RYLA_FAST_MODE_COMPILE", "1").strip().lower() not in ("0", "false", "no", "off"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

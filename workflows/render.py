@@ -126,12 +126,43 @@ def apply_fills(pipeline: str, graph: dict[str, Any], fills: list[Fill]) -> None
         node["inputs"][fill.input_name] = fill.value
 
 
+# Fast mode (opt-in): the diffusion model's weights in fp8, multiplied with the H100's fp8
+# matrix multiply (ComfyUI's `fp8_e4m3fn_fast` weight dtype), and optionally compiled by
+# torch.compile (ComfyUI's TorchCompileModel, inductor). Measured on the GPU rehearsal;
+# the README's "Performance" section has the figures and the quality caveat.
+FAST_WEIGHT_DTYPE = "fp8_e4m3fn_fast"
+COMPILE_ROLE = "compile"
+
+
+def apply_fast_mode(graph: dict[str, Any], *, compile_model: bool) -> dict[str, Any]:
+    """`graph` with every UNETLoader in fp8 and, when `compile_model`, a TorchCompileModel
+    node between the model and the sampler ("sampler" role); changed in place, returned."""
+    loaders = [n for n in graph.values() if isinstance(n, dict) and n.get("class_type") == "UNETLoader"]
+    if not loaders:
+        raise RenderError("fast mode needs a graph with a UNETLoader (a diffusion model to put in fp8)")
+    for node in loaders:
+        node["inputs"]["weight_dtype"] = FAST_WEIGHT_DTYPE
+    if compile_model:
+        sampler_ids = nodes_by_role(graph).get("sampler", [])
+        if len(sampler_ids) != 1:
+            raise MissingRoleError("fast mode", "sampler", len(sampler_ids), list(nodes_by_role(graph)))
+        sampler = graph[sampler_ids[0]]["inputs"]
+        node_id = str(max((int(k) for k in graph if k.isdigit()), default=0) + 1)
+        graph[node_id] = {"class_type": "TorchCompileModel",
+                          "inputs": {"model": sampler["model"], "backend": "inductor"},
+                          "_meta": {"title": COMPILE_ROLE}}
+        sampler["model"] = [node_id, 0]
+    return graph
+
+
 def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
                     lora_file: str | None = None,
-                    reference_image: str | None = None) -> dict[str, Any]:
+                    reference_image: str | None = None,
+                    compile_fast_mode: bool = True) -> dict[str, Any]:
     """A new API-format graph for `pipeline`, filled from `request`: prompt texts,
     size, steps, seed, guidance, LoRA file and strength, reference image name,
-    identity strengths, video frames and fps, as the pipeline has them."""
+    identity strengths, video frames and fps, as the pipeline has them; in fast mode
+    when the request asks for it (`compile_fast_mode`: with torch.compile)."""
     if pipeline not in PIPELINES:
         raise UnknownPipelineError(pipeline)
     expected = REQUEST_TYPES[pipeline]
@@ -143,4 +174,6 @@ def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
         raise RenderError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     graph = load_template(pipeline)
     apply_fills(pipeline, graph, _fills(pipeline, request, seed, lora_file, reference_image))
+    if getattr(request, "mode", "standard") == "fast":
+        apply_fast_mode(graph, compile_model=compile_fast_mode)
     return graph

@@ -24,6 +24,7 @@ MAX_WORKFLOW_DEPTH = 32
 
 ImageFormat = Literal["jpeg", "png"]
 CharacterMethod = Literal["instantid", "pulid"]
+GenerationMode = Literal["standard", "fast"]
 
 # Each field's help, written once: the OpenAPI schema, `ryla --help` and the studio show it.
 PROMPT_HELP = "what to generate"
@@ -33,6 +34,9 @@ HEIGHT_HELP = "height in pixels"
 STEPS_HELP = "sampling steps"
 GUIDANCE_HELP = "prompt guidance"
 SEED_HELP = "seed; random when absent, and the one used is reported"
+MODE_HELP = ("standard (bf16) or fast: fp8 weights and fp8 matrix multiply, compiled by "
+             "torch.compile (an H100 feature; a container's first fast request compiles, "
+             "about 40 s with the shared cache); pixels may differ slightly from standard")
 
 
 def _utf8(value: str) -> str:
@@ -130,12 +134,15 @@ class GenerationRequest(ImageRequest):
 class FluxDevRequest(GenerationRequest):
     """POST /flux-dev: Flux.1 Dev text to image."""
 
+    mode: GenerationMode = Field(default="standard", description=MODE_HELP)
+
 
 class FluxSchnellRequest(GenerationRequest):
     """POST /flux: Flux.1 Schnell, distilled for 4 steps and no guidance."""
 
     steps: Int = Field(default=4, ge=1, le=100, description=STEPS_HELP)
     guidance: Number = Field(default=0.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
+    mode: GenerationMode = Field(default="standard", description=MODE_HELP)
 
 
 class FluxLoraRequest(GenerationRequest):

@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ui.client import BackendError, RylaClient, image_data_url, route_for
-from workflows.render import render_workflow
+from workflows.render import apply_fast_mode, render_workflow
 from workflows.registry import ROUTES
 from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLoraRequest,
                                       FluxSchnellRequest, Wan2Request, WorkflowRequest, ZImageRequest)
@@ -151,6 +151,20 @@ def fast_mode(r: Rehearsal, runs: int = 4) -> None:
     _graph_runs(r, "fp8_e4m3fn_fast dev 1024/28", "first", graph, 320, runs)
 
 
+def compile_mode(r: Rehearsal, cached: bool, runs: int = 4) -> None:
+    """Fast mode with torch.compile (workflows.render.apply_fast_mode): the first compiled
+    request pays the compile (or, `cached`, reads inductor's cache that an earlier run left),
+    after an uncompiled fp8 request has loaded the weights; bf16 and uncompiled fp8 beside it."""
+    tag = "cached compile" if cached else "compile"
+    _graph_runs(r, "fp8 dev 1024/28", "first (loads)", _dev_graph(500, {"weight_dtype": "fp8_e4m3fn_fast"}), 500, 2)
+    compiled = apply_fast_mode(_dev_graph(510, {}), compile_model=True)
+    _graph_runs(r, "fp8 + torch.compile dev 1024/28", f"first ({tag})", compiled, 510, runs)
+    if not cached:
+        for i in range(2):
+            r.run("bf16 dev 1024/28", dev(f"bf16 {i}", 520 + i), "dev")
+        _graph_runs(r, "fp8 + torch.compile dev 1024/28", "again after bf16", compiled, 530, 2)
+
+
 def cold_fp8(r: Rehearsal, runs: int = 3) -> None:
     """The first request after a cold start when Flux Dev and T5 are read from their fp8
     copies (half the bytes), sampled with fp8 matrix multiplication."""
@@ -189,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON line stack.py printed (start figures: comfyui_ready_s, warm-up, prefetch)")
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
-    p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "all"), default="all")
+    p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "compile", "compile-cached", "all"), default="all")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -211,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         fast_mode(r)
     if a.phase == "cold-fp8":
         cold_fp8(r)
+    if a.phase in ("compile", "compile-cached"):
+        compile_mode(r, cached=a.phase == "compile-cached")
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
     start.pop("command", None)
     start_epoch = start.pop("start_epoch", None)

@@ -4,13 +4,19 @@
 # real architectures for every pipeline, and every route requested through ryla's client.
 # Run on the GPU machine from the repository root, with .gpu/ (benchmarks/rehearsal/prepare.sh)
 # carried. Steps (several may follow each other in one call):
-#   rehearse.sh setup                          wheels, ComfyUI, weights (~2.5 min, once per machine)
-#   rehearse.sh startup [COMFYUI ARGS...]      where ComfyUI's start goes (import times), cache dropped
+#   rehearse.sh setup [disk]                   wheels, ComfyUI, weights (~2.5 min, once per machine);
+#                                              `disk`: Flux Dev, T5, CLIP and ae only (~1 min)
+#   rehearse.sh probe                          compiler, kernels (SDPA backends, fp8 matmul)
+#   rehearse.sh compileall                     byte-compile ComfyUI and the wheels, as an image build does
+#   rehearse.sh startup [warm] [COMFYUI ARGS...]  where ComfyUI's start goes (import times),
+#                                              page cache dropped (`warm`: not dropped)
 #   rehearse.sh routes MODE [ARGS...]          cold start + every route
 #   rehearse.sh mixed MODE [ARGS...]           the mixed Dev/Schnell/LoRA/PuLID sequence
 #   rehearse.sh fast MODE [ARGS...]            Flux Dev in bf16 and in fp8 (fp8_e4m3fn_fast)
 #   rehearse.sh fp8-files                      swap the disk's bf16 Flux Dev for the fp8 copies
 #   rehearse.sh cold-fp8 MODE [ARGS...]        cold start whose first request reads the fp8 copies
+#   rehearse.sh compile MODE [ARGS...]         fast mode with torch.compile: compile once, then
+#                                              again in a new ComfyUI from inductor's cache
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
 # Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
@@ -33,12 +39,12 @@ setup() {
   # Flux Dev and its encoders on the disk (the cold start reads them); the rest in RAM.
   python3 benchmarks/rehearsal/make_weights.py $C $M \
      --only flux1-dev.safetensors,t5xxl_fp16.safetensors,clip_l.safetensors,ae.safetensors > $W/weights-disk.txt 2>&1 &
-  python3 benchmarks/rehearsal/make_weights.py $C $M --extra-dir $X --lora-out $W/lora-a.safetensors \
+  [ "${1:-}" = disk ] || python3 benchmarks/rehearsal/make_weights.py $C $M --extra-dir $X --lora-out $W/lora-a.safetensors \
      --only flux1-schnell.safetensors,sd_xl_base_1.0.safetensors,instantid_controlnet.safetensors,ip-adapter.bin,pulid_flux_v0.9.1.safetensors,EVA02_CLIP_L_336_psz14_s6B.pt,detection_Resnet50_Final.pth,parsing_bisenet.pth,wan2.1_t2v_1.3B_fp16.safetensors,umt5_xxl_fp8_e4m3fn_scaled.safetensors,wan_2.1_vae.safetensors,z_image_turbo_bf16.safetensors,qwen_3_4b.safetensors \
      > $W/weights-ram.txt 2>&1
   wait
   grep -l Traceback $W/weights-*.txt && { tail -20 $W/weights-*.txt; exit 1; }
-  cp $W/lora-a.safetensors $W/lora-b.safetensors
+  [ -f $W/lora-a.safetensors ] && cp $W/lora-a.safetensors $W/lora-b.safetensors
   echo "weights written in $(since $t0) s"; df -h /tmp /dev/shm | tail -2
   mkdir -p $W/fe && echo "<html></html>" > $W/fe/index.html
 }
@@ -63,9 +69,10 @@ measure() { # $1 step, $2 mode, rest: stack arguments
   local step=$1 mode=$2; shift 2
   stop_stack; drop_cache
   start_stack $step-$mode "$@" || return 1
+  local loras=(); for f in $W/lora-a.safetensors $W/lora-b.safetensors; do [ -f $f ] && loras+=(--lora $f); done
   python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --stack-figures $W/stack-$step-$mode.out --reference .gpu/face.jpg --lora $W/lora-a.safetensors \
-     --lora $W/lora-b.safetensors --mode "$mode" --phase $step \
+     --stack-figures $W/stack-$step-$mode.out --reference .gpu/face.jpg "${loras[@]}" \
+     --mode "$mode" --phase $step \
      --out "$O/$(date +%F)-$GPU_SLUG-$step-$mode.json" | grep -v '^{'
   rm -f "$O/$(date +%F)-$GPU_SLUG-$step-$mode.jsonl"
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
@@ -75,9 +82,18 @@ measure() { # $1 step, $2 mode, rest: stack arguments
 }
 
 case "${1:-}" in
-setup) setup ;;
+setup) shift; setup "$@" ;;
+probe)
+  for c in gcc cc clang criu; do echo "$c: $(command -v $c || echo absent)"; done
+  python3 -c "import sysconfig, os; h = sysconfig.get_paths()['include']; print('Python.h:', os.path.exists(h + '/Python.h'), h)"
+  python3 -c "import triton; print('triton', triton.__version__)"
+  python3 -m benchmarks.rehearsal.kernels ;;
+compileall)  # the image build byte-compiles; pip here installed with --no-compile
+  t0=$(date +%s.%N)
+  python3 -m compileall -q -j 0 /tmp/site $C > /dev/null 2>&1
+  echo "byte-compiled /tmp/site and ComfyUI in $(since $t0) s" ;;
 startup)  # where ComfyUI's start goes: import times with the page cache dropped
-  shift; drop_cache
+  shift; if [ "${1:-}" = warm ]; then shift; echo "page cache kept"; else drop_cache; fi
   t0=$(date +%s.%N)
   (cd $C && python3 -X importtime main.py --quick-test-for-ci --disable-auto-launch --front-end-root $W/fe "$@" \
      > $W/startup-log.txt 2> $W/importtime.txt)
@@ -99,5 +115,9 @@ fp8-files)  # replace the bf16 Flux Dev on the disk by the fp8 copies (the disk 
   python3 benchmarks/rehearsal/make_weights.py $C $M --only flux1-dev-fp8-e4m3fn.safetensors,t5xxl_fp8_e4m3fn.safetensors 2>&1 \
     | grep -E "GB written|Error" ;;
 routes|mixed|fast|cold-fp8) measure "$@" ;;
+compile)  # inductor's cache in one place, as on the models Volume; the second run reads it
+  shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
+  measure compile "$@"; measure compile-cached "$@"
+  du -sh $TORCHINDUCTOR_CACHE_DIR ;;
 *) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
 esac

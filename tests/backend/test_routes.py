@@ -183,3 +183,24 @@ def test_workflow_runs_a_user_graph_with_images(backend_server_session):
     record = records(server.data_dir)[r.headers["x-request-id"]]
     assert record["request"]["images"]["face.png"].startswith("<")  # no image data kept
     assert json.dumps(record).count("base64") == 0
+
+
+def test_fast_mode_reaches_comfyui_as_fp8_weights_and_a_compiled_model(backend_server_session):
+    server = backend_server_session
+    r = httpx.post(f"{server.url}/flux-dev", json={"prompt": "fast one", "seed": 4321, "mode": "fast", **SMALL},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    graph = job_with_seed(server.double, 4321).graph
+    loaders = [n for n in graph.values() if n["class_type"] == "UNETLoader"]
+    assert [n["inputs"]["weight_dtype"] for n in loaders] == ["fp8_e4m3fn_fast"]
+    assert [n["inputs"]["backend"] for n in graph.values() if n["class_type"] == "TorchCompileModel"] == ["inductor"]
+    assert records(server.data_dir)[r.headers["x-request-id"]]["request"]["mode"] == "fast"
+
+
+def test_an_unknown_mode_is_a_400_naming_the_field(backend_server_session):
+    r = httpx.post(f"{backend_server_session.url}/flux", json={"prompt": "x", "mode": "turbo", **SMALL},
+                   timeout=30)
+    assert r.status_code == 400, r.text
+    error = error_of(r)
+    assert error["field"] == "mode"
+    assert "standard" in error["message"] and "fast" in error["message"]
