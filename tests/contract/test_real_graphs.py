@@ -20,7 +20,8 @@ from tests.contract.conftest import RealComfyUI
 from tests.workflows.graph_files import TEMPLATE_LORA_FILE
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import with_installed_files
-from workflows.render import PIPELINES, load_template
+from workflows.render import PIPELINES, load_template, render_workflow
+from workflows.request_models import FluxDevRequest, FluxSchnellRequest
 from workflows.validate import validate_graph
 
 pytestmark = pytest.mark.real_comfyui
@@ -37,6 +38,14 @@ def _real_object_info(url: str) -> dict:
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_real_comfyui_accepts_every_shipped_graph(real_comfyui: RealComfyUI, pipeline: str) -> None:
     response = _post(real_comfyui.url, load_template(pipeline))
+    assert response.status_code == 200, response.text[:2000]
+    assert response.json()["node_errors"] == {}
+
+
+@pytest.mark.parametrize("pipeline,model", [("flux-dev", FluxDevRequest), ("flux-schnell", FluxSchnellRequest)])
+def test_real_comfyui_accepts_the_fast_mode_graphs(real_comfyui: RealComfyUI, pipeline, model) -> None:
+    graph = render_workflow(pipeline, model(prompt="fast", mode="fast"), seed=1)
+    response = _post(real_comfyui.url, graph)
     assert response.status_code == 200, response.text[:2000]
     assert response.json()["node_errors"] == {}
 

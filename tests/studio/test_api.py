@@ -177,8 +177,11 @@ def test_model_choice_sets_its_defaults_and_disables_what_it_lacks(studio: Studi
     steps, guidance = tab.sampling_defaults("Schnell")
     assert (steps["value"], guidance["value"], guidance["interactive"]) == (4, 0.0, True)
     # A model restored from history only enables or disables sliders: values stay.
-    assert [u.get("value", "kept") for u in tab.slider_states("Z-Image Turbo")] == ["kept", "kept"]
-    assert [u["interactive"] for u in tab.slider_states("Dev")] == [True, True]
+    # Mode (standard/fast) is a Flux choice: Z-Image Turbo has no such field.
+    assert [u.get("value", "kept") for u in tab.slider_states("Z-Image Turbo")] == ["kept"] * 3
+    assert [u["interactive"] for u in tab.slider_states("Z-Image Turbo")] == [True, False, False]
+    assert [u["interactive"] for u in tab.slider_states("Dev")] == [True, True, True]
+    assert [u["interactive"] for u in tab.slider_states("Schnell")] == [True, True, True]
 
 
 def test_invalid_settings_are_named(studio: Studio) -> None:
@@ -216,11 +219,14 @@ def test_review_works_without_a_backend(offline_studio: Studio, faces: Path) -> 
     assert Path(reference).is_file()
 
 
-def test_history_survives_a_restart_and_settings_come_back(studio: Studio) -> None:
+def test_history_survives_a_restart_and_settings_come_back(studio: Studio, backend_server_session) -> None:
     client = client_for(studio)
-    client.predict("a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1,
+    client.predict("a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1, "fast",
                    api_name="/generate_flux")
     item_id = studio.history.items()[0].id
+    # the mode reached ComfyUI: the model in fp8, compiled
+    [job] = [j for j in backend_server_session.double.jobs if any(n["inputs"].get("seed") == 4242 for n in j.graph.values())]
+    assert {n["class_type"] for n in job.graph.values()} >= {"TorchCompileModel"}
     # A restart: a new app over the same data folder lists the item and restores its settings.
     restarted = HistoryTab(History(studio.history.root))
     table, _ = restarted.list_history()
@@ -229,11 +235,11 @@ def test_history_survives_a_restart_and_settings_come_back(studio: Studio) -> No
     assert params["params"]["steps"] == 6 and params["outputs"][0]["seed"] == 4242
     assert len(gallery) == 1
     restored = client.predict(item_id, api_name="/reuse_settings")
-    # The Tabs output is layout, not data: the API returns the 27 fields only.
-    assert len(restored) == 27
-    prompt, negative, size, steps, guidance, seed, random_seed, model, batch = restored[:9]
-    assert (prompt, negative, size, steps, guidance, seed, random_seed, model, batch) == (
-        "a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1)
+    # The Tabs output is layout, not data: the API returns the 28 fields only.
+    assert len(restored) == 28
+    prompt, negative, size, steps, guidance, seed, random_seed, model, batch, mode = restored[:10]
+    assert (prompt, negative, size, steps, guidance, seed, random_seed, model, batch, mode) == (
+        "a snowy cabin", "people", "832×1216 portrait", 6, 2.5, 4242, False, "Dev", 1, "fast")
 
 
 def test_build_app_does_not_need_a_backend(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ FIELDS: tuple[Field, ...] = (
           label="Model", row="model"),
     Field("batch", "slider", value=1, minimum=1, maximum=8, step=1, label="Batch count",
           cast=lambda value: int(value or 1)),
+    Field("mode", "radio", FluxDevRequest, label="Mode", row="model"),
 )
 
 
@@ -78,14 +79,17 @@ class FluxTab:
                 for f in self._model_sliders()]
 
     def slider_states(self, choice: str) -> list[Any]:
-        """Whichever way the model changed (picked, or restored from history): a slider the
-        model has no field for (Z-Image Turbo's guidance) is disabled, its value not sent.
-        Values stay as they are, so restored settings are kept."""
+        """Whichever way the model changed (picked, or restored from history): a slider or
+        choice the model has no field for (Z-Image Turbo's guidance and mode) is disabled,
+        its value not sent. Values stay as they are, so restored settings are kept."""
         model = request_model(choice)
-        return [gr.update(interactive=f.name in model.model_fields) for f in self._model_sliders()]
+        return [gr.update(interactive=f.name in model.model_fields) for f in self._model_bound()]
 
     def _model_sliders(self) -> list[Field]:
         return [f for f in self.fields if f.widget == "slider" and f.model is not None]
+
+    def _model_bound(self) -> list[Field]:
+        return [f for f in self.fields if f.widget in ("slider", "radio") and f.model is not None]
 
     # -- layout and events -------------------------------------------------------------
 
@@ -122,6 +126,6 @@ class FluxTab:
             self.made["model"].input(self.sampling_defaults, inputs=self.made["model"],
                                      outputs=sliders, **PRIVATE)
             self.made["model"].change(self.slider_states, inputs=self.made["model"],
-                                      outputs=sliders, **PRIVATE)
+                                      outputs=[self.made[f.name] for f in self._model_bound()], **PRIVATE)
 
 
