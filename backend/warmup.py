@@ -5,7 +5,8 @@ CUDA, the node packs) and reading the first model's weights (Flux Dev and T5 are
 bf16). They do not depend on each other, so `prefetch` reads the weights into the page cache
 on several threads while ComfyUI imports, and `warm_up` then runs a one-step prompt of the
 pipeline, which moves those weights into GPU memory from RAM, before any user waits on it.
-Measured on the GPU rehearsal (benchmarks/rehearsal/, README "Performance").
+`flux-dev-fast` warms fast mode: one 1024x1024 step, so torch.compile compiles at the size
+users ask for. Measured on the GPU rehearsal (benchmarks/rehearsal/, README "Performance").
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from backend.comfyui_client import ComfyUIClient
 from workflows.manifest import files_for
 from workflows.render import render_workflow
@@ -26,10 +29,32 @@ from workflows.request_models import FluxDevRequest, FluxSchnellRequest
 
 READ_CHUNK = 64 * 1024 * 1024
 READ_THREADS = 8
-WARM_UP_REQUESTS = {  # the smallest prompt that loads every model of the pipeline
-    "flux-dev": FluxDevRequest(prompt="warm-up", width=256, height=256, steps=1),
-    "flux-schnell": FluxSchnellRequest(prompt="warm-up", width=256, height=256, steps=1),
+# name -> (pipeline, the smallest prompt that loads every model it needs)
+WARM_UP_REQUESTS: dict[str, tuple[str, BaseModel]] = {
+    "flux-dev": ("flux-dev", FluxDevRequest(prompt="warm-up", width=256, height=256, steps=1)),
+    "flux-schnell": ("flux-schnell", FluxSchnellRequest(prompt="warm-up", width=256, height=256, steps=1)),
+    # torch.compile specialises on the latent's size: compile at the default 1024x1024
+    "flux-dev-fast": ("flux-dev", FluxDevRequest(prompt="warm-up", steps=1, mode="fast")),
 }
+
+
+class UnknownWarmUp(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown warm-up {name!r}; known: {', '.join(WARM_UP_REQUESTS)}")
+
+
+def warm_up_names(setting: str) -> list[str]:
+    """The warm-ups a comma-separated setting names (RYLA_MODAL_WARM_UP), checked."""
+    names = [n.strip() for n in setting.split(",") if n.strip()]
+    for name in names:
+        if name not in WARM_UP_REQUESTS:
+            raise UnknownWarmUp(name)
+    return names
+
+
+def warm_up_pipelines(names: Iterable[str]) -> list[str]:
+    """The pipelines behind warm-ups, each once, in order: whose files to prefetch."""
+    return list(dict.fromkeys(WARM_UP_REQUESTS[n][0] for n in names))
 
 
 @dataclass(frozen=True)
@@ -77,12 +102,12 @@ def prefetch(paths: Iterable[Path], threads: int = READ_THREADS) -> PrefetchRepo
 
 
 class BackgroundPrefetch:
-    """`prefetch` of a pipeline's files on a thread of its own, so that start-up goes on."""
+    """`prefetch` of pipelines' files on a thread of its own, so that start-up goes on."""
 
-    def __init__(self, pipeline: str, models_dir: Path) -> None:
+    def __init__(self, pipelines: Iterable[str], models_dir: Path) -> None:
         self._report: PrefetchReport | None = None
-        self._thread = threading.Thread(target=self._run, args=(pipeline_files(pipeline, models_dir),),
-                                        name="prefetch", daemon=True)
+        paths = list(dict.fromkeys(p for name in pipelines for p in pipeline_files(name, models_dir)))
+        self._thread = threading.Thread(target=self._run, args=(paths,), name="prefetch", daemon=True)
         self._thread.start()
 
     def _run(self, paths: list[Path]) -> None:
@@ -94,21 +119,24 @@ class BackgroundPrefetch:
         return self._report
 
 
-async def warm_up(comfy: ComfyUIClient, pipeline: str, timeout_s: float = 600.0) -> float:
-    """Run the pipeline's smallest prompt, which loads all of its models; seconds taken."""
-    request = WARM_UP_REQUESTS[pipeline]
+async def warm_up(comfy: ComfyUIClient, name: str, timeout_s: float = 600.0) -> float:
+    """Run a warm-up's smallest prompt, which loads all of its models; seconds taken."""
+    if name not in WARM_UP_REQUESTS:
+        raise UnknownWarmUp(name)
+    pipeline, request = WARM_UP_REQUESTS[name]
     started = time.monotonic()
     await comfy.run(render_workflow(pipeline, request, seed=0), timeout_s)
     return time.monotonic() - started
 
 
-def warm_up_comfyui(comfyui_url: str, models_dir: Path, lora_dir: Path, pipeline: str,
-                    timeout_s: float = 600.0) -> float:
-    """`warm_up` from synchronous start-up code (a container's enter step)."""
-    async def run() -> float:
+def warm_up_comfyui(comfyui_url: str, models_dir: Path, lora_dir: Path, names: Iterable[str],
+                    timeout_s: float = 600.0) -> dict[str, float]:
+    """`warm_up` of each name in turn from synchronous start-up code (a container's enter
+    step); seconds per warm-up."""
+    async def run() -> dict[str, float]:
         comfy = ComfyUIClient(comfyui_url, models_dir=models_dir, lora_dir=lora_dir)
         try:
-            return await warm_up(comfy, pipeline, timeout_s)
+            return {name: await warm_up(comfy, name, timeout_s) for name in names}
         finally:
             await comfy.aclose()
     return asyncio.run(run())

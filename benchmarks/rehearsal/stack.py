@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--front-end-root", type=Path, required=True)
     p.add_argument("--comfyui-arg", action="append", default=[])
     p.add_argument("--log", type=Path, required=True)
-    p.add_argument("--prefetch", default="", help="pipeline whose files are read while ComfyUI starts")
-    p.add_argument("--warm-up", default="", help="pipeline whose one-step prompt runs once ComfyUI is up")
+    p.add_argument("--prefetch", default="", help="pipelines (comma-separated) whose files are read while ComfyUI starts")
+    p.add_argument("--warm-up", default="", help="warm-ups (comma-separated, backend/warmup.py) run once ComfyUI is up")
     a = p.parse_args(argv)
 
     layout = proc.ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.comfyui_dir / "models",
@@ -83,13 +83,16 @@ def main(argv: list[str] | None = None) -> None:
     proc.write_extra_model_paths(layout)
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
     start_epoch, t0 = time.time(), time.monotonic()
-    prefetching = warmup.BackgroundPrefetch(a.prefetch, layout.models_dir) if a.prefetch else None
+    prefetch = [name.strip() for name in a.prefetch.split(",") if name.strip()]
+    prefetching = warmup.BackgroundPrefetch(prefetch, layout.models_dir) if prefetch else None
     comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
-        figures["warm_up_s"] = round(warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir,
-                                                            layout.lora_dir, a.warm_up), 2)
+        seconds = warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir, layout.lora_dir,
+                                         warmup.warm_up_names(a.warm_up))
+        figures["warm_up_s"] = round(sum(seconds.values()), 2)
+        figures.update({f"warm_up_{name}_s": round(s, 2) for name, s in seconds.items()})
     report = prefetching.join() if prefetching is not None else None
     if report is not None:
         figures.update(prefetch_s=round(report.seconds, 2), prefetch_gb_per_s=round(report.gb_per_s, 2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from backend.comfyui_client import ComfyUIClient
 from backend.warmup import BackgroundPrefetch, pipeline_files, prefetch, warm_up
 from workflows.manifest import files_for
@@ -54,5 +56,25 @@ def test_warm_up_runs_the_smallest_prompt_of_the_pipeline(comfyui_double, tmp_pa
 
 def test_background_prefetch_reports_once_joined(tmp_path: Path) -> None:
     paths = _install(tmp_path, "flux-schnell", 1024 * 1024)
-    report = BackgroundPrefetch("flux-schnell", tmp_path).join()
+    report = BackgroundPrefetch(["flux-schnell"], tmp_path).join()
     assert report is not None and report.bytes_read == sum(p.stat().st_size for p in paths)
+
+
+def test_fast_warm_up_compiles_at_the_size_users_ask_for(comfyui_double, tmp_path: Path) -> None:
+    from backend.warmup import warm_up_comfyui, warm_up_names, warm_up_pipelines
+
+    names = warm_up_names(" flux-dev , flux-dev-fast")
+    assert warm_up_pipelines(names) == ["flux-dev"]  # one set of files to read ahead
+    seconds = warm_up_comfyui(comfyui_double.url, tmp_path, tmp_path, names, timeout_s=30)
+    assert list(seconds) == ["flux-dev", "flux-dev-fast"]
+    fast = comfyui_double.jobs[-1].graph
+    assert any(n["class_type"] == "TorchCompileModel" for n in fast.values())
+    latents = [n["inputs"] for n in fast.values() if n["class_type"] == "EmptySD3LatentImage"]
+    assert (latents[0]["width"], latents[0]["height"]) == (1024, 1024)
+
+
+def test_an_unknown_warm_up_is_named_with_the_known_ones() -> None:
+    from backend.warmup import UnknownWarmUp, warm_up_names
+
+    with pytest.raises(UnknownWarmUp, match="flux-dev-fast"):
+        warm_up_names("flux-dev,flux-turbo")

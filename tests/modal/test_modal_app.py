@@ -24,6 +24,7 @@ from tests.modal.modal_introspect import (
     method_flags,
     method_params,
     raw_function,
+    raw_method,
     secret_names,
     uses_image,
     volume_names,
@@ -400,3 +401,47 @@ def test_data_volume_is_committed_after_each_generation(monkeypatch: pytest.Monk
         assert r.status_code == 503
         assert commits == ["data"]  # the failed job's record is kept too
         assert list((tmp_path / "d" / "jobs").glob("*.json"))
+
+
+def test_fast_mode_can_compile_in_the_image_and_keeps_its_cache_on_the_models_volume() -> None:
+    lines = image_commands(m.image)
+    apt = next(line for line in lines if "apt-get install" in line)
+    assert " gcc" in apt  # Triton builds its launchers with the C compiler
+    assert f"RUN python -m compileall -q {m.COMFYUI_DIR}" in lines
+    assert any(f"TORCHINDUCTOR_CACHE_DIR={m.COMPILE_CACHE_DIR}" in line.replace('"', "").replace("'", "")
+               for line in lines)
+    mounts = volume_names(function_options(m.ComfyUIWorker))
+    assert m.COMPILE_CACHE_DIR.startswith(m.MODELS_DIR + "/") and mounts[m.MODELS_DIR] == "ryla-models"
+
+
+def test_warm_ups_are_known_names() -> None:
+    from backend.warmup import WARM_UP_REQUESTS
+
+    assert m.WARM_UPS == ("flux-dev",)
+    assert set(m.WARM_UPS) <= set(WARM_UP_REQUESTS)
+
+
+def test_a_containers_first_compiled_job_commits_the_compile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from workflows.render import render_workflow
+    from workflows.request_models import FluxDevRequest
+
+    commits: list[int] = []
+    monkeypatch.setattr(m, "_commit_compile_cache", lambda: commits.append(1) or True)
+
+    class Worker:
+        async def run(self, job: dict) -> dict:
+            return {"ran": job["graph"] is not None}
+
+    container = SimpleNamespace(worker=Worker(), compile_cache_saved=False,
+                                heartbeat=SimpleNamespace(set_busy=lambda busy: None))
+    run_graph = raw_method(m.ComfyUIWorker, "run_graph")
+    standard = render_workflow("flux-dev", FluxDevRequest(prompt="x"), seed=1)
+    fast = render_workflow("flux-dev", FluxDevRequest(prompt="x", mode="fast"), seed=1)
+    asyncio.run(run_graph(container, {"graph": standard}))
+    assert commits == []
+    for _ in range(2):
+        assert asyncio.run(run_graph(container, {"graph": fast})) == {"ran": True}
+    assert commits == [1] and container.compile_cache_saved
