@@ -142,7 +142,6 @@ class FluxSchnellRequest(GenerationRequest):
 
     steps: Int = Field(default=4, ge=1, le=100, description=STEPS_HELP)
     guidance: Number = Field(default=0.0, ge=0.0, le=20.0, description=GUIDANCE_HELP)
-    mode: GenerationMode = Field(default="standard", description=MODE_HELP)
 
 
 class FluxLoraRequest(GenerationRequest):

@@ -107,8 +107,10 @@ def every_route(r: Rehearsal, reference: str, lora_ids: list[str]) -> None:
     r.concurrent("flux-dev 5 concurrent", [dev(f"concurrent {i}", 100 + i) for i in range(5)], "dev")
 
 
-def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: int = 2) -> None:
-    """Issue 12's residency check: Dev, Schnell, Dev + LoRA a, Dev + LoRA b, PuLID, Dev."""
+def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: int = 2,
+                   with_fast: bool = False) -> None:
+    """Issue 12's residency check: Dev, Schnell, Dev + LoRA a, Dev + LoRA b, PuLID, Dev
+    (`with_fast`: then Dev in fast mode, whose fp8 copy stays resident beside the rest)."""
     for n in range(rounds):
         tag = "first" if n == 0 else "again"
         r.run(f"mixed {tag}: dev", dev(f"mixed {n}", 200 + n), "dev")
@@ -121,6 +123,8 @@ def mixed_sequence(r: Rehearsal, reference: str, lora_ids: list[str], rounds: in
                                                       method="pulid", width=1024, height=1024, steps=28,
                                                       guidance=3.5, seed=230 + n), "pulid")
         r.run(f"mixed {tag}: dev", dev(f"mixed end {n}", 240 + n), "dev")
+        if with_fast:
+            r.run(f"mixed {tag}: dev fast", dev(f"mixed fast {n}", 250 + n, mode="fast"), "dev-fast")
 
 
 def _dev_graph(seed: int, loader: dict, text_encoder: dict | None = None) -> dict:
@@ -165,6 +169,31 @@ def compile_mode(r: Rehearsal, cached: bool, runs: int = 4) -> None:
         _graph_runs(r, "fp8 + torch.compile dev 1024/28", "again after bf16", compiled, 530, 2)
 
 
+def fast_mode_routes(r: Rehearsal, cached: bool, runs: int = 4) -> None:
+    """Fast mode as users ask for it (`mode: fast` on /flux-dev), beside the standard mode
+    on the same server, then Schnell. The first fast request loads Dev's fp8 copy and
+    compiles (or, `cached`, reads the inductor cache an earlier server left)."""
+    tag = "cached compile" if cached else "compile"
+    r.run("flux-dev standard first (cold)", dev("standard first", 600), "dev")
+    for i in range(2):
+        r.run("flux-dev standard", dev(f"standard {i}", 601 + i), "dev")
+    for i in range(runs):
+        r.run("flux-dev fast" + (f" first (loads fp8, {tag})" if i == 0 else ""),
+              dev(f"fast {i}", 610 + i, mode="fast"), "dev-fast")
+    r.run("flux-dev standard after fast", dev("standard back", 620), "dev")
+    r.run("flux-dev fast after standard", dev("fast back", 621, mode="fast"), "dev-fast")
+    for i in range(2):
+        r.run("flux" + (" first" if i == 0 else ""),
+              FluxSchnellRequest(prompt=PROMPT.format(f"schnell {i}"), seed=630 + i), "schnell")
+    r.run("flux-dev fast after schnell", dev("fast after schnell", 640, mode="fast"), "dev-fast")
+
+
+def cold_start(r: Rehearsal) -> None:
+    """The first Flux Dev images of a fresh server (what a cold container's user waits for)."""
+    r.run("flux-dev first (cold)", dev("cold", 700), "dev")
+    r.run("flux-dev", dev("warm", 701), "dev")
+
+
 def cold_fp8(r: Rehearsal, runs: int = 3) -> None:
     """The first request after a cold start when Flux Dev and T5 are read from their fp8
     copies (half the bytes), sampled with fp8 matrix multiplication."""
@@ -203,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON line stack.py printed (start figures: comfyui_ready_s, warm-up, prefetch)")
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
-    p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "compile", "compile-cached", "all"), default="all")
+    p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "compile", "compile-cached",
+                                        "fast-mode", "fast-mode-cached", "cold", "mixed-fast", "all"), default="all")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -221,12 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         every_route(r, reference, lora_ids)
     if a.phase in ("mixed", "all"):
         mixed_sequence(r, reference, lora_ids)
+    if a.phase == "mixed-fast":
+        mixed_sequence(r, reference, lora_ids, with_fast=True)
     if a.phase in ("fast", "all"):
         fast_mode(r)
     if a.phase == "cold-fp8":
         cold_fp8(r)
     if a.phase in ("compile", "compile-cached"):
         compile_mode(r, cached=a.phase == "compile-cached")
+    if a.phase in ("fast-mode", "fast-mode-cached"):
+        fast_mode_routes(r, cached=a.phase == "fast-mode-cached")
+    if a.phase == "cold":
+        cold_start(r)
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
     start.pop("command", None)
     start_epoch = start.pop("start_epoch", None)

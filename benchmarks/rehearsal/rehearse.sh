@@ -12,11 +12,15 @@
 #                                              page cache dropped (`warm`: not dropped)
 #   rehearse.sh routes MODE [ARGS...]          cold start + every route
 #   rehearse.sh mixed MODE [ARGS...]           the mixed Dev/Schnell/LoRA/PuLID sequence
+#   rehearse.sh mixed-fast MODE [ARGS...]      the same, each round ending with Dev in fast mode
 #   rehearse.sh fast MODE [ARGS...]            Flux Dev in bf16 and in fp8 (fp8_e4m3fn_fast)
 #   rehearse.sh fp8-files                      swap the disk's bf16 Flux Dev for the fp8 copies
 #   rehearse.sh cold-fp8 MODE [ARGS...]        cold start whose first request reads the fp8 copies
 #   rehearse.sh compile MODE [ARGS...]         fast mode with torch.compile: compile once, then
 #                                              again in a new ComfyUI from inductor's cache
+#   rehearse.sh fast-mode MODE [ARGS...]       the same through the product's `mode: fast` on
+#                                              /flux-dev, beside standard Dev and Schnell requests
+#   rehearse.sh cold MODE [ARGS...]            a cold start's first two Flux Dev images
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
 # Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
@@ -114,10 +118,14 @@ fp8-files)  # replace the bf16 Flux Dev on the disk by the fp8 copies (the disk 
   rm -f $M/diffusion_models/flux1-dev.safetensors
   python3 benchmarks/rehearsal/make_weights.py $C $M --only flux1-dev-fp8-e4m3fn.safetensors,t5xxl_fp8_e4m3fn.safetensors 2>&1 \
     | grep -E "GB written|Error" ;;
-routes|mixed|fast|cold-fp8) measure "$@" ;;
+routes|mixed|mixed-fast|fast|cold-fp8|cold) measure "$@" ;;
 compile)  # inductor's cache in one place, as on the models Volume; the second run reads it
   shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
   measure compile "$@"; measure compile-cached "$@"
+  du -sh $TORCHINDUCTOR_CACHE_DIR ;;
+fast-mode)  # as the Modal image sets it: inductor's cache where every container finds it
+  shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
+  measure fast-mode "$@"; measure fast-mode-cached "$@"
   du -sh $TORCHINDUCTOR_CACHE_DIR ;;
 *) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
 esac

@@ -198,7 +198,7 @@ def test_fast_mode_reaches_comfyui_as_fp8_weights_and_a_compiled_model(backend_s
 
 
 def test_an_unknown_mode_is_a_400_naming_the_field(backend_server_session):
-    r = httpx.post(f"{backend_server_session.url}/flux", json={"prompt": "x", "mode": "turbo", **SMALL},
+    r = httpx.post(f"{backend_server_session.url}/flux-dev", json={"prompt": "x", "mode": "turbo", **SMALL},
                    timeout=30)
     assert r.status_code == 400, r.text
     error = error_of(r)

@@ -41,6 +41,21 @@ def test_every_route_is_requested_and_recorded(backend_server, faces: Path, tmp_
     assert [r["switch"] for r in mixed][1:] == ["schnell", "lora:rehearsal-a", "lora:rehearsal-b", "pulid", "dev"]
 
 
+def test_fast_mode_phase_asks_for_fast_mode_through_the_routes(backend_server, faces: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "fast.json"
+    code = measure.main(["--backend-url", backend_server.url, "--out", str(out), "--gpu", "test double",
+                         "--reference", str(faces / "obama_1.jpg"), "--phase", "fast-mode"])
+    rows = json.loads(out.read_text())
+    assert code == 0, [r for r in rows if r["status"] != 200]
+    fast_labels = [r["label"] for r in rows if r["label"].startswith("flux-dev fast")]
+    assert len(fast_labels) == 6 and {r["route"] for r in rows} == {"/flux-dev", "/flux"}
+    compiled = [job for job in backend_server.double.jobs
+                if any(n["class_type"] == "TorchCompileModel" for n in job.graph.values())]
+    assert len(compiled) == len(fast_labels)
+    assert [r["switch"] for r in rows].count("dev-fast") == 3  # into fast mode, back, after Schnell
+
+
 def test_summary_names_the_card_and_every_request(tmp_path: Path) -> None:
     from benchmarks.rehearsal.summarize import summarize
 

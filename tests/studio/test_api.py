@@ -181,7 +181,7 @@ def test_model_choice_sets_its_defaults_and_disables_what_it_lacks(studio: Studi
     assert [u.get("value", "kept") for u in tab.slider_states("Z-Image Turbo")] == ["kept"] * 3
     assert [u["interactive"] for u in tab.slider_states("Z-Image Turbo")] == [True, False, False]
     assert [u["interactive"] for u in tab.slider_states("Dev")] == [True, True, True]
-    assert [u["interactive"] for u in tab.slider_states("Schnell")] == [True, True, True]
+    assert [u["interactive"] for u in tab.slider_states("Schnell")] == [True, True, False]
 
 
 def test_invalid_settings_are_named(studio: Studio) -> None:
