@@ -74,13 +74,13 @@ def pipeline_files(pipeline: str, models_dir: Path) -> list[Path]:
     return sorted((p for p in paths if p.is_file()), key=lambda p: -p.stat().st_size)
 
 
-def prefetch(paths: Iterable[Path], threads: int = READ_THREADS) -> PrefetchReport:
+def prefetch(paths: Iterable[Path], threads: int = READ_THREADS, chunk: int = READ_CHUNK) -> PrefetchReport:
     """Read every file once, in chunks on `threads` threads, so that the kernel keeps them
     in the page cache; one stream alone reads far below what the disk gives."""
     ranges = []
     for path in paths:
         size = path.stat().st_size
-        ranges += [(path, offset, min(READ_CHUNK, size - offset)) for offset in range(0, size, READ_CHUNK)]
+        ranges += [(path, offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
     total = 0
     lock = threading.Lock()
 
@@ -104,14 +104,16 @@ def prefetch(paths: Iterable[Path], threads: int = READ_THREADS) -> PrefetchRepo
 class BackgroundPrefetch:
     """`prefetch` of pipelines' files on a thread of its own, so that start-up goes on."""
 
-    def __init__(self, pipelines: Iterable[str], models_dir: Path) -> None:
+    def __init__(self, pipelines: Iterable[str], models_dir: Path, threads: int = READ_THREADS,
+                 chunk: int = READ_CHUNK) -> None:
         self._report: PrefetchReport | None = None
         paths = list(dict.fromkeys(p for name in pipelines for p in pipeline_files(name, models_dir)))
-        self._thread = threading.Thread(target=self._run, args=(paths,), name="prefetch", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(paths, threads, chunk), name="prefetch",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, paths: list[Path]) -> None:
-        self._report = prefetch(paths)
+    def _run(self, paths: list[Path], threads: int, chunk: int) -> None:
+        self._report = prefetch(paths, threads, chunk)
 
     def join(self) -> PrefetchReport | None:
         """Wait for the reads; their report (None if the thread failed)."""

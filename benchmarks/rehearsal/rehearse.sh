@@ -55,9 +55,9 @@ setup() {
 
 stop_stack() { pkill -f benchmarks.rehearsal.stack; pkill -f "$C/main.py"; sleep 3; }
 
-start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch=P / --warm-up=P go to stack.py)
+start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch*=, --warm-up= go to stack.py)
   local label=$1; shift
-  local extra=(); for a in "$@"; do case $a in --prefetch=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
+  local extra=(); for a in "$@"; do case $a in --prefetch=*|--prefetch-threads=*|--prefetch-chunk-mb=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
   rm -rf $W/data
   (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --lora-dir $L \
      --data-dir $W/data --port 8000 --front-end-root $W/fe --log $W/comfy-$label.log "${extra[@]}" \

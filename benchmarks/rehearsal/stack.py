@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--comfyui-arg", action="append", default=[])
     p.add_argument("--log", type=Path, required=True)
     p.add_argument("--prefetch", default="", help="pipelines (comma-separated) whose files are read while ComfyUI starts")
+    p.add_argument("--prefetch-threads", type=int, default=warmup.READ_THREADS)
+    p.add_argument("--prefetch-chunk-mb", type=int, default=warmup.READ_CHUNK // 2**20)
     p.add_argument("--warm-up", default="", help="warm-ups (comma-separated, backend/warmup.py) run once ComfyUI is up")
     a = p.parse_args(argv)
 
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
     start_epoch, t0 = time.time(), time.monotonic()
     prefetch = [name.strip() for name in a.prefetch.split(",") if name.strip()]
-    prefetching = warmup.BackgroundPrefetch(prefetch, layout.models_dir) if prefetch else None
+    prefetching = warmup.BackgroundPrefetch(prefetch, layout.models_dir, a.prefetch_threads,
+                                            a.prefetch_chunk_mb * 2**20) if prefetch else None
     comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
     proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
