@@ -171,10 +171,11 @@ WEB_MAX_INPUTS = 100
 WEB_SCALEDOWN_S = 60
 
 # What /health says a cold GPU adds to the next generation, in seconds: a container
-# start, ComfyUI's start and the first load of the weights. 62 s is the GPU rehearsal's
-# cold start to the first Flux Dev image (2026-11-26, one H100, page cache dropped,
-# without Modal: benchmarks/results/2026-11-26-h100-80gb-hbm3.json). Replace it with the
-# cold start measured on Modal, where a GPU snapshot restore should cut it.
+# start, ComfyUI's start and the first load of the weights. The GPU rehearsal's cold
+# start to the first Flux Dev image (2026-11-26, H100s, page cache dropped, without
+# Modal) was 50-52 s on three machines and 63 s on a fourth (README "Performance"); 62 is
+# near the slow end. Replace it with the cold start measured on Modal, where a GPU
+# snapshot restore should cut it.
 COLD_START_S = 62
 # The warm-ups the GPU container's snapshot step runs, comma-separated (backend/warmup.py):
 # `flux-dev` (default), `flux-schnell`, and `flux-dev-fast`, which compiles fast mode at
@@ -310,11 +311,13 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
 # No web endpoint here and no API token: only the web tier calls this class.
 #
 # Cold starts (measured on the GPU rehearsal, README "Performance"): ComfyUI's own start
-# takes 22-26 s (torch, CUDA, the node packs) and the first Flux Dev image after it 37 s
-# more, nearly all of it reading 32 GB of weights (Flux Dev + T5) and moving them to the
-# GPU. So the `snap=True` step starts ComfyUI while other threads read the first
-# pipeline's files into the page cache (backend/warmup.py), then runs that pipeline's
-# one-step prompt, which puts its models in GPU memory.
+# takes 14.5-22.6 s (imports: torch, torch._dynamo, transformers, the node packs; the image
+# byte-compiles ComfyUI so that none of it is compiled at start) and the first Flux Dev
+# image after it 33-39 s more, nearly all of it reading 32 GB of weights (Flux Dev + T5)
+# and moving them to the GPU. So the `snap=True` step starts ComfyUI while other threads
+# read the warm-ups' files into the page cache (backend/warmup.py), then runs each
+# warm-up's one-step prompt, which puts its models in GPU memory (and, for
+# `flux-dev-fast`, compiles fast mode).
 #
 # With GPU memory snapshots (alpha) that step runs once at deploy time and Modal saves
 # the whole process tree: the imported ComfyUI, the CUDA context and the ~32 GB of Flux
@@ -322,7 +325,7 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
 # above with reading that snapshot back, which Modal does not promise a speed for; at the
 # 1.8-1.9 GB/s this disk gave it would be ~20 s, and Schnell, PuLID and LoRAs still load
 # on first use. Without snapshots (RYLA_MODAL_GPU_SNAPSHOT=0) both steps simply run on
-# every start (~52 s before the container takes its first input, which then takes 5 s).
+# every start (41-44 s before the container takes its first input, which then takes 5 s).
 # RYLA_MODAL_WARM_UP= (empty) skips the warm-up: a smaller snapshot, a slow first image.
 
 
