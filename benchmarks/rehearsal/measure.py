@@ -6,7 +6,8 @@ and record one row per request, for the GPU rehearsal.
         --reference face.jpg [--phase all|mixed] [--mode default]
 
 Each row: route, method (for /flux-instantid), status, wall_s, gpu, label, switch (the
-model family this request switched to, or null), mode, the server's timings, output bytes,
+model family this request switched to, or null), mode (the run's settings), request_mode
+(`/flux-dev`'s standard or fast), the server's timings, output bytes,
 and the run's cold-start figures comfyui_ready_s and first_image_s (the first request's
 wall time, weights read from disk with the page cache dropped). A table is printed at the
 end. Failures are rows too (status and the backend's message), never a crash.
@@ -44,7 +45,7 @@ class Rehearsal:
         route = route_for(request)
         row = {"label": label, "route": route, "method": getattr(request, "method", None)
                if route == "/flux-instantid" else None, "gpu": self.gpu, "mode": self.mode,
-               "switch": switch}
+               "request_mode": getattr(request, "mode", None), "switch": switch}
         t0 = time.perf_counter()
         try:
             result = self.client.generate(request)

@@ -54,6 +54,7 @@ def test_fast_mode_phase_asks_for_fast_mode_through_the_routes(backend_server, f
                 if any(n["class_type"] == "TorchCompileModel" for n in job.graph.values())]
     assert len(compiled) == len(fast_labels)
     assert [r["switch"] for r in rows].count("dev-fast") == 3  # into fast mode, back, after Schnell
+    assert {r["label"] for r in rows if r["request_mode"] == "fast"} == set(fast_labels)
 
 
 def test_summary_names_the_card_and_every_request(tmp_path: Path) -> None:
