@@ -225,7 +225,9 @@ def test_history_survives_a_restart_and_settings_come_back(studio: Studio, backe
                    api_name="/generate_flux")
     item_id = studio.history.items()[0].id
     # the mode reached ComfyUI: the model in fp8, compiled
-    [job] = [j for j in backend_server_session.double.jobs if any(n["inputs"].get("seed") == 4242 for n in j.graph.values())]
+    job = [j for j in backend_server_session.double.jobs  # the double is shared: match both
+           if any(n["inputs"].get("seed") == 4242 for n in j.graph.values())
+           and any(n["inputs"].get("text") == "a snowy cabin" for n in j.graph.values())][-1]
     assert {n["class_type"] for n in job.graph.values()} >= {"TorchCompileModel"}
     # A restart: a new app over the same data folder lists the item and restores its settings.
     restarted = HistoryTab(History(studio.history.root))
