@@ -20,6 +20,7 @@
 #                                              again in a new ComfyUI from inductor's cache
 #   rehearse.sh fast-mode MODE [ARGS...]       the same through the product's `mode: fast` on
 #                                              /flux-dev, beside standard Dev and Schnell requests
+#   rehearse.sh fast-mode-once MODE [ARGS...]  its first phase only (e.g. --warm-up=flux-dev,flux-dev-fast)
 #   rehearse.sh cold MODE [ARGS...]            a cold start's first two Flux Dev images
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
@@ -123,6 +124,8 @@ compile)  # inductor's cache in one place, as on the models Volume; the second r
   shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
   measure compile "$@"; measure compile-cached "$@"
   du -sh $TORCHINDUCTOR_CACHE_DIR ;;
+fast-mode-once)  # fast-mode's first phase alone, e.g. after the Modal start's warm-ups
+  shift; measure fast-mode "$@" ;;
 fast-mode)  # as the Modal image sets it: inductor's cache where every container finds it
   shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
   measure fast-mode "$@"; measure fast-mode-cached "$@"
