@@ -32,6 +32,7 @@ import modal
 # Paths, the web tier's settings and app, ComfyUI's command line, without Modal: a
 # rehearsal on a machine without the `modal` package uses the same functions.
 from backend import comfyui_process
+from backend.settings import names_list
 
 if TYPE_CHECKING:  # the backend is imported inside the containers, where it runs
     from fastapi import FastAPI
@@ -181,7 +182,7 @@ COLD_START_S = 62
 # `flux-dev` (default), `flux-schnell`, and `flux-dev-fast`, which compiles fast mode at
 # 1024x1024 so that the snapshot holds the compiled model (without snapshots every
 # container start then pays that compile, ~40 s with the shared cache).
-WARM_UPS = tuple(n.strip() for n in os.environ.get("RYLA_MODAL_WARM_UP", "flux-dev").split(",") if n.strip())
+WARM_UPS = tuple(names_list(os.environ.get("RYLA_MODAL_WARM_UP", "flux-dev")))
 # Fast mode's torch.compile keeps inductor's artefacts (kernels, graphs) on the models
 # Volume, so that only the first container ever compiles from scratch (85 s on the H100
 # rehearsal; 44 s in a new process with this cache, most of it tracing the model again).
@@ -290,7 +291,7 @@ def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str 
     from backend.model_download import download_missing, select
     from workflows.manifest import MODEL_MANIFEST, USER_FOLDERS
 
-    wanted = [p.strip() for p in pipelines.split(",") if p.strip()]
+    wanted = names_list(pipelines)
     entries = [e for e in select(MODEL_MANIFEST, wanted) if e.folder not in USER_FOLDERS]
     return download_missing(entries, models_dir, hub_download=hub_download,  # type: ignore[arg-type]
                             token=env.get("HF_TOKEN") or None)
@@ -367,7 +368,7 @@ class ComfyUIWorker:
 
         self.comfyui = ComfyUIProcess(comfyui_command(), cwd=COMFYUI_DIR, url=COMFYUI_URL)
         self.compile_cache_saved = False  # torch.compile's cache committed to the Volume
-        names = warmup.warm_up_names(",".join(WARM_UPS))
+        names = warmup.warm_up_names(WARM_UPS)
         reading = warmup.BackgroundPrefetch(warmup.warm_up_pipelines(names), Path(MODELS_DIR)) if names else None
         self.comfyui.start(COMFYUI_READY_TIMEOUT_S)
         for name, seconds in warmup.warm_up_comfyui(COMFYUI_URL, Path(MODELS_DIR), Path(LORA_DIR), names).items():

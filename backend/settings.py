@@ -10,6 +10,12 @@ from typing import Any, Mapping
 DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
 
 
+def names_list(setting: str) -> list[str]:
+    """The names in a comma-separated setting, in order, spaces and blanks dropped
+    (`--pipelines flux-dev, pulid`, RYLA_MODAL_WARM_UP)."""
+    return [name.strip() for name in setting.split(",") if name.strip()]
+
+
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":

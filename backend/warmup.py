@@ -43,9 +43,9 @@ class UnknownWarmUp(ValueError):
         super().__init__(f"unknown warm-up {name!r}; known: {', '.join(WARM_UP_REQUESTS)}")
 
 
-def warm_up_names(setting: str) -> list[str]:
-    """The warm-ups a comma-separated setting names (RYLA_MODAL_WARM_UP), checked."""
-    names = [n.strip() for n in setting.split(",") if n.strip()]
+def warm_up_names(names: Iterable[str]) -> list[str]:
+    """`names` (e.g. RYLA_MODAL_WARM_UP's), checked against the known warm-ups."""
+    names = list(names)
     for name in names:
         if name not in WARM_UP_REQUESTS:
             raise UnknownWarmUp(name)

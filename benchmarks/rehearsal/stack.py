@@ -30,6 +30,7 @@ from backend import comfyui_process as proc
 from backend import warmup
 from backend.gpu_worker import GpuWorker
 from backend.modal_dispatch import ModalGraphRunner
+from backend.settings import names_list
 from backend.snapshot_validation import SnapshotValidator
 
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     proc.write_extra_model_paths(layout)
     command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
     start_epoch, t0 = time.time(), time.monotonic()
-    prefetch = [name.strip() for name in a.prefetch.split(",") if name.strip()]
+    prefetch = names_list(a.prefetch)
     prefetching = warmup.BackgroundPrefetch(prefetch, layout.models_dir, a.prefetch_threads,
                                             a.prefetch_chunk_mb * 2**20) if prefetch else None
     comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
         seconds = warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir, layout.lora_dir,
-                                         warmup.warm_up_names(a.warm_up))
+                                         warmup.warm_up_names(names_list(a.warm_up)))
         figures["warm_up_s"] = round(sum(seconds.values()), 2)
         figures.update({f"warm_up_{name}_s": round(s, 2) for name, s in seconds.items()})
     report = prefetching.join() if prefetching is not None else None

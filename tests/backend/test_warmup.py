@@ -61,9 +61,10 @@ def test_background_prefetch_reports_once_joined(tmp_path: Path) -> None:
 
 
 def test_fast_warm_up_compiles_at_the_size_users_ask_for(comfyui_double, tmp_path: Path) -> None:
+    from backend.settings import names_list
     from backend.warmup import warm_up_comfyui, warm_up_names, warm_up_pipelines
 
-    names = warm_up_names(" flux-dev , flux-dev-fast")
+    names = warm_up_names(names_list(" flux-dev , flux-dev-fast"))
     assert warm_up_pipelines(names) == ["flux-dev"]  # one set of files to read ahead
     seconds = warm_up_comfyui(comfyui_double.url, tmp_path, tmp_path, names, timeout_s=30)
     assert list(seconds) == ["flux-dev", "flux-dev-fast"]
@@ -77,4 +78,4 @@ def test_an_unknown_warm_up_is_named_with_the_known_ones() -> None:
     from backend.warmup import UnknownWarmUp, warm_up_names
 
     with pytest.raises(UnknownWarmUp, match="flux-dev-fast"):
-        warm_up_names("flux-dev,flux-turbo")
+        warm_up_names(["flux-dev", "flux-turbo"])
