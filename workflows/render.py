@@ -143,9 +143,10 @@ def apply_fast_mode(graph: dict[str, Any], *, compile_model: bool) -> dict[str, 
     for node in loaders:
         node["inputs"]["weight_dtype"] = FAST_WEIGHT_DTYPE
     if compile_model:
-        sampler_ids = nodes_by_role(graph).get("sampler", [])
+        roles = nodes_by_role(graph)
+        sampler_ids = roles.get("sampler", [])
         if len(sampler_ids) != 1:
-            raise MissingRoleError("fast mode", "sampler", len(sampler_ids), list(nodes_by_role(graph)))
+            raise MissingRoleError("fast mode", "sampler", len(sampler_ids), list(roles))
         sampler = graph[sampler_ids[0]]["inputs"]
         node_id = str(max((int(k) for k in graph if k.isdigit()), default=0) + 1)
         graph[node_id] = {"class_type": "TorchCompileModel",

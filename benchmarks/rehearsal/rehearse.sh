@@ -120,15 +120,12 @@ fp8-files)  # replace the bf16 Flux Dev on the disk by the fp8 copies (the disk 
   python3 benchmarks/rehearsal/make_weights.py $C $M --only flux1-dev-fp8-e4m3fn.safetensors,t5xxl_fp8_e4m3fn.safetensors 2>&1 \
     | grep -E "GB written|Error" ;;
 routes|mixed|mixed-fast|fast|cold-fp8|cold) measure "$@" ;;
-compile)  # inductor's cache in one place, as on the models Volume; the second run reads it
-  shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
-  measure compile "$@"; measure compile-cached "$@"
+compile|fast-mode)  # inductor's cache in one place, as the Modal image keeps it on the
+  # models Volume: the first run compiles into it, the second (a new ComfyUI) reads it
+  step=$1; shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
+  measure $step "$@"; measure $step-cached "$@"
   du -sh $TORCHINDUCTOR_CACHE_DIR ;;
 fast-mode-once)  # fast-mode's first phase alone, e.g. after the Modal start's warm-ups
   shift; measure fast-mode "$@" ;;
-fast-mode)  # as the Modal image sets it: inductor's cache where every container finds it
-  shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
-  measure fast-mode "$@"; measure fast-mode-cached "$@"
-  du -sh $TORCHINDUCTOR_CACHE_DIR ;;
 *) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
 esac

@@ -76,20 +76,19 @@ class FluxTab:
         model = request_model(choice)
         return [gr.update(value=model.model_fields[f.name].default, interactive=True)
                 if f.name in model.model_fields else gr.update(interactive=False)
-                for f in self._model_sliders()]
+                for f in self._model_fields("slider")]
 
     def slider_states(self, choice: str) -> list[Any]:
         """Whichever way the model changed (picked, or restored from history): a slider or
         choice the model has no field for (Z-Image Turbo's guidance and mode) is disabled,
         its value not sent. Values stay as they are, so restored settings are kept."""
         model = request_model(choice)
-        return [gr.update(interactive=f.name in model.model_fields) for f in self._model_bound()]
+        return [gr.update(interactive=f.name in model.model_fields)
+                for f in self._model_fields("slider", "radio")]
 
-    def _model_sliders(self) -> list[Field]:
-        return [f for f in self.fields if f.widget == "slider" and f.model is not None]
-
-    def _model_bound(self) -> list[Field]:
-        return [f for f in self.fields if f.widget in ("slider", "radio") and f.model is not None]
+    def _model_fields(self, *widgets: str) -> list[Field]:
+        """The fields of these widget kinds that fill a request field."""
+        return [f for f in self.fields if f.widget in widgets and f.model is not None]
 
     # -- layout and events -------------------------------------------------------------
 
@@ -120,12 +119,13 @@ class FluxTab:
                          outputs=[self.made["seed"], self.made["random_seed"]],
                          api_name="reuse_seed")
         if "model" in self.made:
-            sliders = [self.made[f.name] for f in self._model_sliders()]
+            sliders = [self.made[f.name] for f in self._model_fields("slider")]
             # `input` is the user's pick only: "use these settings again" also changes the
             # model, and must not reset the steps it restores to the model's default.
             self.made["model"].input(self.sampling_defaults, inputs=self.made["model"],
                                      outputs=sliders, **PRIVATE)
+            choices = [self.made[f.name] for f in self._model_fields("slider", "radio")]
             self.made["model"].change(self.slider_states, inputs=self.made["model"],
-                                      outputs=[self.made[f.name] for f in self._model_bound()], **PRIVATE)
+                                      outputs=choices, **PRIVATE)
 
 
