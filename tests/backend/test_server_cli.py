@@ -37,3 +37,10 @@ def test_settings_from_env():
     assert settings.lora_dir == Path("/models/loras") and settings.posthog_api_key == "k"
     with pytest.raises(ValueError, match="RYLA_DEADLINE_S"):
         Settings.from_env({"RYLA_DEADLINE_S": "soon"})
+
+
+def test_fast_mode_compiles_unless_the_deployment_turns_it_off():
+    assert Settings.from_env({}).fast_mode_compile is True
+    assert Settings.from_env({"RYLA_FAST_MODE_COMPILE": "1"}).fast_mode_compile is True
+    for off in ("0", "false", " OFF ", "no"):
+        assert Settings.from_env({"RYLA_FAST_MODE_COMPILE": off}).fast_mode_compile is False, off
