@@ -87,7 +87,7 @@ def write_extra_model_paths(layout: ContainerLayout) -> None:
 
 
 # What the deployment asks of ComfyUI beyond its defaults, each measured on the GPU
-# rehearsal (README, "Performance"):
+# rehearsal (docs/performance.md):
 # - no API nodes: they call paid web services this deployment never uses, and skipping
 #   their import shortens every start;
 # - an LRU cache of node results large enough for every pipeline's loaders: a loaded model

@@ -14,7 +14,7 @@
 #     modal run backend/modal_app.py::download_models      # once; fills the models Volume
 #     modal deploy backend/modal_app.py                    # prints the web URL
 #
-# README.md ("Deploying the backend on Modal") has the walk-through and the costs.
+# docs/deploy.md has the walk-through and the costs.
 #
 # The values the decorators use are module-level constants so that tests can check
 # them offline (tests/modal/), where Modal itself cannot be reached.
@@ -174,7 +174,7 @@ WEB_SCALEDOWN_S = 60
 # What /health says a cold GPU adds to the next generation, in seconds: a container
 # start, ComfyUI's start and the first load of the weights. The GPU rehearsal's cold
 # start to the first Flux Dev image (2026-11-26, H100s, page cache dropped, without
-# Modal) was 50-52 s on three machines and 63 s on a fourth (README "Performance"); 62 is
+# Modal) was 50-52 s on three machines and 63 s on a fourth (docs/performance.md); 62 is
 # near the slow end. Replace it with the cold start measured on Modal, where a GPU
 # snapshot restore should cut it.
 COLD_START_S = 62
@@ -311,7 +311,7 @@ def deployment_settings(env: Mapping[str, str]) -> "Settings":
 #
 # No web endpoint here and no API token: only the web tier calls this class.
 #
-# Cold starts (measured on the GPU rehearsal, README "Performance"): ComfyUI's own start
+# Cold starts (measured on the GPU rehearsal, docs/performance.md): ComfyUI's own start
 # takes 14.5-22.6 s (imports: torch, torch._dynamo, transformers, the node packs; the image
 # byte-compiles ComfyUI so that none of it is compiled at start) and the first Flux Dev
 # image after it 33-39 s more, nearly all of it reading 32 GB of weights (Flux Dev + T5)

@@ -6,7 +6,7 @@ bf16). They do not depend on each other, so `prefetch` reads the weights into th
 on several threads while ComfyUI imports, and `warm_up` then runs a one-step prompt of the
 pipeline, which moves those weights into GPU memory from RAM, before any user waits on it.
 `flux-dev-fast` warms fast mode: one 1024x1024 step, so torch.compile compiles at the size
-users ask for. Measured on the GPU rehearsal (benchmarks/rehearsal/, README "Performance").
+users ask for. Measured on the GPU rehearsal (benchmarks/rehearsal/, docs/performance.md).
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def apply_fills(pipeline: str, graph: dict[str, Any], fills: list[Fill]) -> None
 # Fast mode (opt-in): the diffusion model's weights in fp8, multiplied with the H100's fp8
 # matrix multiply (ComfyUI's `fp8_e4m3fn_fast` weight dtype), and optionally compiled by
 # torch.compile (ComfyUI's TorchCompileModel, inductor). Measured on the GPU rehearsal;
-# the README's "Performance" section has the figures and the quality caveat.
+# docs/performance.md has the figures and the quality caveat.
 FAST_WEIGHT_DTYPE = "fp8_e4m3fn_fast"
 COMPILE_ROLE = "compile"
 

@@ -251,14 +251,15 @@ def wan_t2v_1_3b() -> torch.nn.Module:
 def umt5_xxl() -> dict[str, torch.Tensor]:
     """UMT5-XXL as Comfy-Org packages it: the encoder's weights plus its sentencepiece
     tokenizer inside the file ("spiece_model"). The tokenizer here is a STAND-IN, trained on
-    this repository's README (the real one cannot be fetched); ids stay far inside the
+    this repository's README and docs (the real one cannot be fetched); ids stay far inside the
     256384-row embedding."""
     import io
     import sentencepiece as spm
 
     model = io.BytesIO()
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(readme.read_text().splitlines() * 4),
+    repo = Path(__file__).resolve().parents[2]
+    text = "\n".join(p.read_text() for p in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))])
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text.splitlines() * 4),
                                    model_writer=model, vocab_size=1000, model_type="unigram",
                                    pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
     sd = t5("umt5_config_xxl.json", bf16)().state_dict()

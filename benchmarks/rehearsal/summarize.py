@@ -1,4 +1,4 @@
-"""Markdown tables of rehearsal results (benchmarks/results/*.json), for the README.
+"""Markdown tables of rehearsal results (benchmarks/results/*.json), for docs/performance.md.
 
     python -m benchmarks.rehearsal.summarize benchmarks/results/2026-11-26-*.json
 
