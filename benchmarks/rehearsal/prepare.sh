@@ -41,8 +41,10 @@ for w in "${WHEELS[@]}"; do
     --platform manylinux_2_5_x86_64 -d $G/whl "$w" 2>/dev/null \
   || python3 -m pip download -q --no-deps -d $G/whl "$w"   # a pure-Python sdist-only package
 done
-# filterpy has only an sdist: build it into a wheel here.
-for s in $G/whl/*.tar.gz; do [ -e "$s" ] && python3 -m pip wheel -q --no-deps -w $G/whl "$s" && rm "$s"; done
+# filterpy has only an sdist (PyPI serves it as a .zip): build it into a wheel here, since
+# the GPU machine installs .gpu/whl/*.whl only.
+for s in $G/whl/*.tar.gz $G/whl/*.zip; do [ -e "$s" ] && python3 -m pip wheel -q --no-deps -w $G/whl "$s" && rm "$s"; done
+ls $G/whl | grep -qi '^filterpy-.*\.whl$' || { echo "filterpy wheel missing in $G/whl"; exit 1; }
 
 # 2. Upstream ComfyUI at the pinned commit, with the node packs (code only).
 if [ ! -f $G/comfyui.tar.gz ] || [ "$(cat $G/comfyui.commit 2>/dev/null)" != "$COMFY_C $INST_C $PULID_C" ]; then
