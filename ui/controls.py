@@ -35,6 +35,8 @@ class Control:
     high: float | None = None  # le
     step: int | None = None   # values are multiples of it (the schema's multipleOf)
     choices: tuple[str, ...] = ()
+    max_length: int | None = None  # text: characters
+    pattern: str | None = None     # text: a regular expression it must match
     title: str | None = None
     help: str | None = None
 
@@ -83,16 +85,18 @@ def controls(model: type[BaseModel]) -> dict[str, Control]:
 
 def field_control(name: str, info: FieldInfo) -> Control:
     kind, choices = _kind(info.annotation)
-    low = high = None
-    for item in info.metadata:
-        low = getattr(item, "ge", None) if getattr(item, "ge", None) is not None else low
-        high = getattr(item, "le", None) if getattr(item, "le", None) is not None else high
+    found: dict[str, Any] = {}
+    for item in info.metadata:  # annotated_types' Ge, Le, MaxLen and pydantic's pattern
+        for key in ("ge", "le", "max_length", "pattern"):
+            if getattr(item, key, None) is not None:
+                found[key] = getattr(item, key)
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     required = info.is_required()
     return Control(name=name, kind=kind, required=required,
-                   default=None if required else info.default, low=low, high=high,
-                   step=extra.get("multipleOf"), choices=choices, title=info.title,
-                   help=info.description)
+                   default=None if required else info.get_default(call_default_factory=True), low=found.get("ge"),
+                   high=found.get("le"), step=extra.get("multipleOf"), choices=choices,
+                   max_length=found.get("max_length"), pattern=found.get("pattern"),
+                   title=info.title, help=info.description)
 
 
 def _kind(annotation: Any) -> tuple[ControlKind, tuple[str, ...]]:

@@ -223,7 +223,7 @@ class WorkflowRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workflow: dict[str, Any] = Field(min_length=1)
+    workflow: dict[str, Any] = Field(min_length=1, description="a ComfyUI graph in API format")
     images: dict[Text, Text] = Field(default_factory=dict, description="input name -> data URL")
 
     @field_validator("workflow")
