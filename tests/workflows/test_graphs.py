@@ -12,7 +12,8 @@ from workflows.manifest import USER_FOLDERS, files_for, find
 from workflows.object_info import load_object_info
 from tests.shared_files import API_EXAMPLES
 from tests.workflows.graph_files import graph_model_files
-from workflows.render import PIPELINES, load_template, nodes_by_role
+from workflows.registry import PIPELINES
+from workflows.render import load_template, nodes_by_role
 from workflows.validate import GraphProblem, validate_graph
 
 

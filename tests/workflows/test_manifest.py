@@ -18,7 +18,8 @@ from workflows.manifest import (
 from workflows.object_info import load_object_info
 from tests.shared_files import API_EXAMPLES
 from tests.workflows.graph_files import graph_model_files
-from workflows.render import PIPELINES, load_template
+from workflows.registry import PIPELINES
+from workflows.render import load_template
 
 
 def test_every_pipeline_has_its_files() -> None:
