@@ -1,4 +1,4 @@
-"""PostHog events of the SPEC, sent off the request path.
+"""PostHog events of the contract (docs/api.md), sent off the request path.
 
 Only ids, endpoints, timings and error codes are sent: never prompt text or images.
 With no POSTHOG_API_KEY, no client is created and nothing touches the network.

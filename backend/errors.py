@@ -1,4 +1,5 @@
-"""Errors that the API answers with: each has its HTTP status and SPEC error code.
+"""Errors that the API answers with: each has its HTTP status and error code, and its
+docstring says when (docs/api.md's error table is generated from them).
 
 Raise a subclass anywhere in the backend; api.py renders it as
 `{"error": {"code", "message", "field"}}`. Messages are written for the person who
@@ -29,55 +30,83 @@ def utf8_text(text: str) -> str:
 
 
 class InvalidRequest(ApiError):
+    """A missing, unknown or out-of-range field; the message gives the allowed values."""
+
     status, code = 400, "invalid_request"
 
 
 class InvalidImage(ApiError):
+    """An image that is not base64 of a JPEG, PNG or WebP, or is damaged."""
+
     status, code = 400, "invalid_image"
 
 
 class InvalidWorkflow(ApiError):
+    """A `/workflow` graph that ComfyUI would refuse: every problem listed (node, input,
+    allowed values)."""
+
     status, code = 400, "invalid_workflow"
 
 
 class Unauthorized(ApiError):
+    """A missing or wrong `Authorization: Bearer` token while RYLA_API_TOKEN is set."""
+
     status, code = 401, "unauthorized"
 
 
 class LoraNotFound(ApiError):
+    """No LoRA with that id in the store (`GET /loras` lists them)."""
+
     status, code = 404, "lora_not_found"
 
 
 class NotFound(ApiError):
+    """No such route or resource."""
+
     status, code = 404, "not_found"
 
 
 class MethodNotAllowed(ApiError):
+    """A wrong method on a known route; the `Allow` header names the right ones."""
+
     status, code = 405, "method_not_allowed"
 
 
 class PayloadTooLarge(ApiError):
+    """A body over the limit (RYLA_MAX_BODY_BYTES, default 32 MiB), or an image over its
+    size or pixel limit."""
+
     status, code = 413, "payload_too_large"
 
 
 class ComfyUIJobFailed(ApiError):
+    """ComfyUI failed the job; its message is included."""
+
     status, code = 502, "comfyui_job_failed"
 
 
 class ComfyUIUnavailable(ApiError):
+    """ComfyUI cannot be reached (or did not answer) right now."""
+
     status, code = 503, "comfyui_unavailable"
 
 
 class ModelNotInstalled(ApiError):
+    """A model file the graph needs is not installed: which file, and how to download it."""
+
     status, code = 503, "model_not_installed"
 
 
 class DeadlineExceeded(ApiError):
+    """The job did not finish within the deadline (RYLA_DEADLINE_S); the message says
+    whether ComfyUI confirmed it cancelled."""
+
     status, code = 504, "deadline_exceeded"
 
 
 class InternalError(ApiError):
-    """A bug: the last resort of api.CatchAllMiddleware, never raised on purpose."""
+    """A bug, never raised on purpose: the last resort of api.CatchAllMiddleware, in the
+    same shape, and the connection stays usable."""
 
     status, code = 500, "internal_error"
 
@@ -93,7 +122,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
 
 
 def error_for_code(code: str, message: str, field: str | None = None) -> ApiError:
-    """The API error with this SPEC code (one raised on the other side of a process or
+    """The API error with this error code (one raised on the other side of a process or
     container boundary); an unknown code is a failed job, its message kept."""
     by_code = {cls.code: cls for cls in _subclasses(ApiError)}
     cls = by_code.get(code)

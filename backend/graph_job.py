@@ -51,7 +51,7 @@ def error_to_wire(error: ApiError) -> dict[str, Any]:
 
 def result_from_wire(wire: Any) -> GraphResult:
     """The GPU function's answer as a GraphResult; its error raised as the same API
-    error (same status and SPEC code) the GPU side had."""
+    error (same status and error code) the GPU side had."""
     if not isinstance(wire, Mapping):
         raise ComfyUIJobFailed(f"the GPU function answered with a {type(wire).__name__}, "
                                "not a result; is the deployed app older than this web tier?")

@@ -47,7 +47,7 @@ APP_NAME = "ryla-comfyui"
 # ## Pinned versions
 #
 # Upstream ComfyUI v0.12.1 (tag commit below): the version the contract recordings in
-# ../shared/comfyui/, the CPU contract tests (../shared/tools/upstream-comfyui.sh) and the
+# tests/data/comfyui/, the CPU contract tests (tools/upstream-comfyui.sh) and the
 # GPU rehearsal ran, with these node-pack commits. PuLID_Flux_ll patches Flux internals,
 # so a ComfyUI bump is a deliberate change, made together with the node packs and
 # re-tested against a re-recorded upstream.

@@ -1,6 +1,7 @@
 """/openapi.json as the API really answers: errors are 400 (not FastAPI's 422) with the
-SPEC's `{"error": {"code", "message", "field"}}`, and generation routes answer with image
-or video bytes (or JSON with `Accept: application/json`), not a JSON schema of nothing."""
+contract's `{"error": {"code", "message", "field"}}` (docs/api.md), and generation routes
+answer with image or video bytes (or JSON with `Accept: application/json`), not a JSON
+schema of nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from workflows.registry import ROUTES
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error", "type": "object", "required": ["error"],
@@ -32,13 +35,7 @@ GENERATION_JSON_SCHEMA: dict[str, Any] = {
     },
 }
 _BINARY = {"type": "string", "format": "binary"}
-IMAGE_TYPES = ("image/jpeg", "image/png")
-MEDIA_OF_ROUTE: dict[str, tuple[str, ...]] = {
-    "/flux-dev": IMAGE_TYPES, "/flux": IMAGE_TYPES, "/flux-lora": IMAGE_TYPES,
-    "/flux-instantid": IMAGE_TYPES, "/z-image": IMAGE_TYPES,
-    "/wan2": ("image/webp", "video/mp4"),
-    "/workflow": (*IMAGE_TYPES, "image/webp", "image/gif", "video/mp4"),
-}
+MEDIA_OF_ROUTE: dict[str, tuple[str, ...]] = {path: r.media_types for path, r in ROUTES.items()}
 ERRORS: dict[str, str] = {
     "400": "invalid input: a missing or out-of-range field, a bad image or workflow",
     "401": "a missing or wrong `Authorization: Bearer` token (when RYLA_API_TOKEN is set)",
@@ -91,7 +88,7 @@ def document_api(app: FastAPI) -> None:
         if app.openapi_schema is None:
             app.openapi_schema = _patch(get_openapi(
                 title=app.title, version=app.version, routes=app.routes,
-                description="RYLA Studio's HTTP API; the contract is SPEC.md"))
+                description="RYLA Studio's HTTP API; the reference is docs/api.md"))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

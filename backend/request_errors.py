@@ -1,4 +1,4 @@
-"""FastAPI's 422 (pydantic errors) as the SPEC's 400: the field, what was wrong, and
+"""FastAPI's 422 (pydantic errors) as the contract's 400 (docs/api.md): the field, what was wrong, and
 the allowed values or range, taken from the request model itself."""
 
 from __future__ import annotations

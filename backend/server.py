@@ -15,7 +15,7 @@ from backend.settings import DEFAULT_COMFYUI_URL, Settings
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ryla-backend",
-        description="Serve the RYLA Studio HTTP API (the routes of SPEC.md) against a ComfyUI. "
+        description="Serve the RYLA Studio HTTP API (the routes of docs/api.md) against a ComfyUI. "
                     "Environment: RYLA_API_TOKEN, RYLA_COMFYUI_URL, RYLA_MODELS_DIR, "
                     "RYLA_LORA_DIR, RYLA_DATA_DIR, RYLA_DEADLINE_S, POSTHOG_API_KEY.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

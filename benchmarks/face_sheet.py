@@ -1,7 +1,7 @@
 """Time to score a 10-image character sheet of 1024x1024 images against a reference.
 
 Run: `python -m benchmarks.face_sheet [--repeats N]`. Builds the sheet from the real photos in
-../shared/faces (each cropped square and scaled to 1024x1024, saved as PNG like generated
+tests/data/faces (each cropped square and scaled to 1024x1024, saved as PNG like generated
 outputs) and prints a table. Target: under 5 s for the sheet on 2 cores.
 """
 
@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from ui.face.consistency import FaceScorer
 
-FACES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+FACES_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
 TARGET_S = 5.0
 
 
@@ -33,7 +33,7 @@ def _square_1024(path: Path) -> Image.Image:
 def build_sheet(folder: Path) -> tuple[Path, list[Path]]:
     sources = sorted(FACES_DIR.glob("*.jpg"))
     if not sources:
-        raise SystemExit(f"no photos in {FACES_DIR}; the benchmark needs ../shared/faces")
+        raise SystemExit(f"no photos in {FACES_DIR}; the benchmark needs the repository's test photos")
     reference = folder / "reference.png"
     _square_1024(FACES_DIR / "obama_1.jpg").save(reference)
     outputs = []

@@ -1,5 +1,5 @@
-"""Where the tests find ../shared (beside the repository, as CI clones it), and the
-real face photos in it."""
+"""The test data kept in the repository (tests/data/): the real face photos, and what a
+real upstream ComfyUI answered (each folder's README says where it came from)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
-FACES_DIR = SHARED_DIR / "faces"
+DATA_DIR = REPO_ROOT / "tests" / "data"
+FACES_DIR = DATA_DIR / "faces"
+COMFYUI_RECORDING_DIR = DATA_DIR / "comfyui"
+API_EXAMPLES = COMFYUI_RECORDING_DIR / "api_examples.md"
 
 
 @pytest.fixture(scope="session")
 def faces() -> Path:
-    if not (FACES_DIR / "obama_1.jpg").is_file():
-        pytest.skip(f"needs the real face photos in {FACES_DIR} (../shared/faces beside the repository)")
     return FACES_DIR

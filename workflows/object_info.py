@@ -2,7 +2,7 @@
 installed files do to it.
 
 The snapshot was recorded with no model weights installed (see
-../shared/comfyui/README.md), so its model-file choice lists are empty. A real
+tests/data/comfyui/README.md), so its model-file choice lists are empty. A real
 ComfyUI fills those lists from its models folders; `with_installed_files` does the
 same to a copy, so that a graph can be validated as that deployment would.
 """

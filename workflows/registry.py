@@ -55,7 +55,14 @@ class Pipeline:
         return any(slot.source == source for slot in self.slots)
 
 
-# Analytics events of the SPEC. Routes without their own event report as Flux Dev.
+# What a route answers with (its first output's media type; JSON with
+# `Accept: application/json`): the image routes follow the request's `format`.
+IMAGE_MEDIA = ("image/jpeg", "image/png")
+VIDEO_MEDIA = ("image/webp", "video/mp4")
+ANY_MEDIA = (*IMAGE_MEDIA, "image/webp", "image/gif", "video/mp4")
+
+# Analytics events of the contract (docs/api.md). Routes without their own event report
+# as Flux Dev.
 FLUX_DEV_REQUESTED = "modal_flux_dev_generation_requested"
 FLUX_DEV_COMPLETED = "modal_flux_dev_generation_completed"
 GENERATION_FAILED = "modal_flux_dev_generation_failed"
@@ -73,6 +80,7 @@ class Route:
     pipeline_field: str | None = None  # else the request field that names it; neither: a user graph
     requested_event: str = FLUX_DEV_REQUESTED
     completed_event: str = FLUX_DEV_COMPLETED
+    media_types: tuple[str, ...] = IMAGE_MEDIA
 
     @property
     def user_graph(self) -> bool:
@@ -129,17 +137,18 @@ ROUTES: dict[str, Route] = {r.path: r for r in (
           "--method pulid",
           pipeline_field="method", requested_event="modal_instantid_generation_requested",
           completed_event="modal_instantid_generation_completed"),
-    # No event of its own in the SPEC: reports as Flux Dev, with its endpoint as a property.
+    # No event of its own in the contract: reports as Flux Dev, with its endpoint as a property.
     Route("/z-image", ZImageRequest, "z-image",
           "Z-Image-Turbo: fast drafts (8 steps, no guidance).",
           'ryla z-image --prompt "A red fox in the snow, quick draft" --seed 7 --output fox.jpg',
           pipeline="z-image"),
     Route("/wan2", Wan2Request, "wan2", "Wan 2.x: text to video.",
           'ryla wan2 --prompt "Waves rolling onto a beach" --frames 33 --fps 16 --output waves.webp',
-          pipeline="wan2"),
+          pipeline="wan2", media_types=VIDEO_MEDIA),
     Route("/workflow", WorkflowRequest, "workflow",
           "Run any ComfyUI graph (API format); saves its first output.",
-          "ryla workflow --workflow graph_api.json --image face.png=./face.png"),
+          "ryla workflow --workflow graph_api.json --image face.png=./face.png",
+          media_types=ANY_MEDIA),
 )}
 
 # Exact type -> route: a subclass of a request model is not silently posted elsewhere.

@@ -15,13 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.registry import LORA_FILE, PIPELINES as PIPELINE_SPECS, PROMPT, REFERENCE_IMAGE, SEED
+from workflows.registry import LORA_FILE, PIPELINES, PROMPT, REFERENCE_IMAGE, SEED
 from workflows.request_models import MAX_SEED
 
-PIPELINES = tuple(PIPELINE_SPECS)
 # The request model each pipeline is filled from. flux-lora's and the character
 # pipelines' models extend the Flux Dev fields, so a subclass is accepted.
-REQUEST_TYPES: dict[str, type[BaseModel]] = {p.name: p.request_model for p in PIPELINE_SPECS.values()}
+REQUEST_TYPES: dict[str, type[BaseModel]] = {p.name: p.request_model for p in PIPELINES.values()}
 
 
 class RenderError(ValueError):
@@ -62,7 +61,7 @@ class Fill:
 
 @lru_cache(maxsize=len(PIPELINES))
 def _template_text(pipeline: str) -> str:
-    return PIPELINE_SPECS[pipeline].graph_path.read_text(encoding="utf-8")
+    return PIPELINES[pipeline].graph_path.read_text(encoding="utf-8")
 
 
 def load_template(pipeline: str) -> dict[str, Any]:
@@ -95,7 +94,7 @@ def _fills(pipeline: str, request: BaseModel, seed: int, lora_file: str | None,
     given = {SEED: seed, PROMPT: _prompt_text(request), LORA_FILE: lora_file,
              REFERENCE_IMAGE: reference_image}
     fills = []
-    for slot in PIPELINE_SPECS[pipeline].slots:
+    for slot in PIPELINES[pipeline].slots:
         value = given[slot.source] if slot.source in given else getattr(request, slot.source)
         if value is None and slot.source in _NEEDED:
             argument, what = _NEEDED[slot.source]

@@ -1,7 +1,7 @@
 """Typed requests for every generation route: the one definition that the backend,
 the Python client, the CLI, the studio and the tests all use.
 
-Ranges here are the product contract of ../shared/SPEC.md. Pydantic enforces them,
+Ranges here are the product contract of docs/api.md. Pydantic enforces them,
 and the backend turns a violation into a 400 naming the field and the allowed range.
 """
 
@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 # Sizes are latent-friendly: Flux's latent is 1/8 of the image and packed 2x2, so
 # ComfyUI's EmptySD3LatentImage steps in 16s.
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 2048, 16
+# The step as schema data (OpenAPI, the CLI's help, the studio): the check itself is
+# _check_size_step, whose message names the whole range.
+ON_SIZE_GRID = {"multipleOf": SIZE_STEP}
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1  # ComfyUI's KSampler seed upper bound is 0xffffffffffffffff; keep to int64
 
@@ -113,8 +116,10 @@ class ImageRequest(BaseModel):
 
     prompt: Prompt = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
     negative_prompt: Text = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
-    width: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=WIDTH_HELP)
-    height: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=HEIGHT_HELP)
+    width: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=WIDTH_HELP,
+                       json_schema_extra=ON_SIZE_GRID)
+    height: Int = Field(default=1024, ge=MIN_SIZE, le=MAX_SIZE, description=HEIGHT_HELP,
+                        json_schema_extra=ON_SIZE_GRID)
     steps: Int = Field(default=28, ge=1, le=100, description=STEPS_HELP)
     seed: Int | None = Field(default=None, ge=0, le=MAX_SEED, description=SEED_HELP)
     format: ImageFormat = Field(default="jpeg", description="image format")
@@ -189,8 +194,10 @@ class Wan2Request(BaseModel):
 
     prompt: Prompt = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description=PROMPT_HELP)
     negative_prompt: Text = Field(default="", max_length=MAX_PROMPT_CHARS, description=NEGATIVE_HELP)
-    width: Int = Field(default=832, ge=MIN_SIZE, le=1280, description=WIDTH_HELP)
-    height: Int = Field(default=480, ge=MIN_SIZE, le=1280, description=HEIGHT_HELP)
+    width: Int = Field(default=832, ge=MIN_SIZE, le=1280, description=WIDTH_HELP,
+                       json_schema_extra=ON_SIZE_GRID)
+    height: Int = Field(default=480, ge=MIN_SIZE, le=1280, description=HEIGHT_HELP,
+                        json_schema_extra=ON_SIZE_GRID)
     # Wan's VAE compresses time 4x, so ComfyUI wants length = 4k + 1.
     frames: Int = Field(default=33, ge=5, le=121, description="video length in frames, 4k+1")
     fps: Int = Field(default=16, ge=1, le=60, description="frames per second")
@@ -216,7 +223,7 @@ class WorkflowRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workflow: dict[str, Any] = Field(min_length=1)
+    workflow: dict[str, Any] = Field(min_length=1, description="a ComfyUI graph in API format")
     images: dict[Text, Text] = Field(default_factory=dict, description="input name -> data URL")
 
     @field_validator("workflow")

@@ -4,7 +4,7 @@
 # commit backend/modal_app.py pins with both node packs, and the antelopev2 stand-ins.
 #
 # Needs git directories (bare is fine) of the three repositories, as
-# ../shared/tools/upstream-comfyui.sh does: COMFYUI_GIT (hiddenswitch's distribution,
+# tools/upstream-comfyui.sh does: COMFYUI_GIT (hiddenswitch's distribution,
 # whose history holds upstream's commits), INSTANTID_GIT, PULID_GIT; and a Python with
 # numpy, onnx and insightface for the stand-ins (STANDIN_PYTHON, default the one
 # upstream-comfyui.sh set up).
@@ -50,7 +50,7 @@ ls $G/whl | grep -qi '^filterpy-.*\.whl$' || { echo "filterpy wheel missing in $
 if [ ! -f $G/comfyui.tar.gz ] || [ "$(cat $G/comfyui.commit 2>/dev/null)" != "$COMFY_C $INST_C $PULID_C" ]; then
   T=$(mktemp -d)
   UPSTREAM_COMFYUI_DIR=$T COMFYUI_COMMIT=$COMFY_C INSTANTID_COMMIT=$INST_C PULID_COMMIT=$PULID_C \
-    bash -c 'source <(sed -n "/^extract()/,/^}/p" ../shared/tools/upstream-comfyui.sh)
+    bash -c 'source <(sed -n "/^extract()/,/^}/p" tools/upstream-comfyui.sh)
              extract "$COMFYUI_GIT" "$COMFYUI_COMMIT" $UPSTREAM_COMFYUI_DIR/ComfyUI
              extract "$INSTANTID_GIT" "$INSTANTID_COMMIT" $UPSTREAM_COMFYUI_DIR/ComfyUI/custom_nodes/ComfyUI_InstantID
              extract "$PULID_GIT" "$PULID_COMMIT" $UPSTREAM_COMFYUI_DIR/ComfyUI/custom_nodes/ComfyUI_PuLID_Flux_ll'
@@ -60,7 +60,7 @@ if [ ! -f $G/comfyui.tar.gz ] || [ "$(cat $G/comfyui.commit 2>/dev/null)" != "$C
   rm -rf "$T"
 fi
 
-cp ../shared/faces/obama_1.jpg $G/face.jpg  # the reference face for /flux-instantid
+cp tests/data/faces/obama_1.jpg $G/face.jpg  # the reference face for /flux-instantid
 
 # 3. The antelopev2 stand-ins (marked as such inside each file).
 $PY benchmarks/rehearsal/antelopev2_standins.py $G/antelopev2 >/dev/null

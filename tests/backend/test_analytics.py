@@ -1,4 +1,4 @@
-"""PostHog events of the SPEC, to a local sink standing in for PostHog: sent when a key
+"""PostHog events of the contract, to a local sink standing in for PostHog: sent when a key
 is set, never with prompt text, and nothing at all without a key."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every bad-input class of the SPEC: its status and a message that says what to fix."""
+"""Every bad-input class of the contract (docs/api.md): its status and a message that says what to fix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Property-based fuzzing of the HTTP API (hypothesis): for any body, on any route, the
-answer is never a 5xx other than 502/503/504, every error has the SPEC's shape, and the
+answer is never a 5xx other than 502/503/504, every error has the contract's shape, and the
 one keep-alive connection all requests share stays usable. Bounded in examples."""
 
 from __future__ import annotations
@@ -59,5 +59,5 @@ def _check(pooled: httpx.Client, route: str, body: bytes) -> None:
     response = pooled.post(route, content=body, headers={"content-type": "application/json"})
     assert response.status_code < 500 or response.status_code in ALLOWED_5XX, response.text
     if response.status_code >= 400:
-        error_of(response)  # the SPEC's shape
+        error_of(response)  # the contract's shape
     assert pooled.get("/health").status_code == 200  # same connection, still usable

@@ -1,4 +1,4 @@
-"""Hand-made bodies that once made a 500 (issue 13): each is now a 400 with the SPEC's
+"""Hand-made bodies that once made a 500 (issue 13): each is now a 400 with the contract's
 error shape, and the keep-alive connection that carried it stays usable."""
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_pathological_safetensors_header_is_400(pooled, header):
 
 def test_unexpected_error_is_500_in_spec_shape_and_keeps_the_connection(backend_server,
                                                                          monkeypatch):
-    """The last resort: a bug still answers the SPEC's shape and leaves the connection open."""
+    """The last resort: a bug still answers the contract's shape and leaves the connection open."""
     from backend.generation import Generator
 
     async def broken(*args, **kwargs):

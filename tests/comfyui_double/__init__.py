@@ -1,5 +1,5 @@
 """A ComfyUI test double: a real HTTP + WebSocket server that answers like ComfyUI 0.12.1
-as recorded in ../shared/comfyui/api_examples.md. A test tool only, never a product part.
+as recorded in tests/data/comfyui/api_examples.md. A test tool only, never a product part.
 
 - server.py: `ComfyUIDouble` (start/stop, queue, history, fault injection) and the routes;
 - executor.py: how a validated graph is "executed" (no model runs; real output files);

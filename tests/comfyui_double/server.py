@@ -4,7 +4,7 @@
 own event loop, keeps the queue (one job at a time, in queue order, like ComfyUI; or up to
 `workers` at once, see below), the history, the input/output folders and the "installed"
 model files, and offers the fault injection the tests use. Routes and answers follow
-../shared/comfyui/api_examples.md.
+tests/data/comfyui/api_examples.md.
 
 `workers` (default 1) stands for a deployment with that many GPU containers behind one
 URL: Modal scales the ComfyUI class out under load, and each container runs one ComfyUI

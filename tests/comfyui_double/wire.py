@@ -1,4 +1,4 @@
-"""ComfyUI's wire formats, as recorded in ../shared/comfyui/api_examples.md.
+"""ComfyUI's wire formats, as recorded in tests/data/comfyui/api_examples.md.
 
 Test tool only: builds the JSON bodies and WebSocket messages the double sends, so that the
 shapes live in one place and the routes/executor stay about behaviour.

@@ -1,5 +1,5 @@
 """The contract tests' target: the ComfyUI test double always, and a real upstream ComfyUI
-when RYLA_REAL_COMFYUI_URL names one (started with ../shared/tools/upstream-comfyui.sh,
+when RYLA_REAL_COMFYUI_URL names one (started with tools/upstream-comfyui.sh,
 upstream v0.12.1 with both node packs; RYLA_REAL_COMFYUI_MODELS_DIR is its models folder)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.workflows.graph_files import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_I
 
 REAL_URL_ENV = "RYLA_REAL_COMFYUI_URL"
 REAL_MODELS_ENV = "RYLA_REAL_COMFYUI_MODELS_DIR"
-REAL_COMFYUI_SCRIPT = "../shared/tools/upstream-comfyui.sh"
+REAL_COMFYUI_SCRIPT = "tools/upstream-comfyui.sh"
 
 
 @dataclass
@@ -34,8 +34,7 @@ class Target:
 @pytest.fixture(scope="session")
 def recording_path() -> Path:
     if not API_EXAMPLES.is_file():
-        pytest.skip(f"the ComfyUI recording {API_EXAMPLES} is missing: the contract tests "
-                    f"need the shared/ folder cloned beside the repository")
+        pytest.skip(f"the ComfyUI recording {API_EXAMPLES} is missing from the checkout")
     return API_EXAMPLES
 
 

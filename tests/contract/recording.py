@@ -1,4 +1,4 @@
-"""Read ../shared/comfyui/api_examples.md: the real ComfyUI's recorded requests and answers.
+"""Read tests/data/comfyui/api_examples.md: the real ComfyUI's recorded requests and answers.
 
 Some long answers are cut off in the recording; `parse_json_prefix` keeps the complete part
 of such a body so that what was recorded can still be compared.
@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.shared_files import SHARED_DIR
-
-API_EXAMPLES = SHARED_DIR / "comfyui" / "api_examples.md"
+from tests.shared_files import API_EXAMPLES
 
 _ANSWER = re.compile(r"^-> HTTP (\d+), Content-Type `([^`]*)`$")
 _REQUEST = re.compile(r"^`(GET|POST) ([^`]+)`$")

@@ -1,6 +1,6 @@
 """The shipped graphs and the validator, checked against a real upstream ComfyUI.
 
-Needs a real ComfyUI (RYLA_REAL_COMFYUI_URL, started with ../shared/tools/upstream-comfyui.sh)
+Needs a real ComfyUI (RYLA_REAL_COMFYUI_URL, started with tools/upstream-comfyui.sh)
 and write access to its models folder (RYLA_REAL_COMFYUI_MODELS_DIR, e.g.
 /tmp/upcomfy/ComfyUI/models): the `real_comfyui` fixture installs empty placeholder files
 named as in the manifest, so that ComfyUI lists them as choices, and removes them

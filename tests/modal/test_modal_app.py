@@ -186,7 +186,7 @@ def test_comfyui_packages_are_comfyuis_requirements_at_the_pinned_commit() -> No
     if upstream is None:
         pytest.skip(f"ComfyUI's requirements.txt at {m.COMFYUI_COMMIT[:12]} is not here: needs "
                     "COMFYUI_GIT (a git directory holding that commit) or the tree that "
-                    "../shared/tools/upstream-comfyui.sh sets up")
+                    "tools/upstream-comfyui.sh sets up")
     wanted = {_requirement_name(line) for line in upstream.splitlines()
               if line.strip() and not line.lstrip().startswith("#")}
     torch_stack = {_requirement_name(p) for p in m.TORCH_PACKAGES}

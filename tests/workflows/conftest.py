@@ -3,12 +3,10 @@ file installed reports it, and the request-model edges every pipeline must survi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.shared_files import SHARED_DIR
 from workflows.manifest import MODEL_MANIFEST
 from workflows.object_info import load_object_info, with_installed_files
 from tests.workflows.graph_files import TEMPLATE_LORA_FILE, TEMPLATE_REFERENCE_IMAGE
@@ -32,10 +30,3 @@ def installed_object_info() -> dict[str, Any]:
     installed["loras"] = [TEMPLATE_LORA_FILE, USER_LORA]
     return with_installed_files(load_object_info(), installed,
                                 input_images=[TEMPLATE_REFERENCE_IMAGE, UPLOADED_IMAGE])
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not (SHARED_DIR / "comfyui" / "object_info.json").is_file():
-        pytest.skip(f"shared recording not found at {SHARED_DIR}")
-    return SHARED_DIR

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from workflows.manifest import USER_FOLDERS, files_for, find
 from workflows.object_info import load_object_info
+from tests.shared_files import API_EXAMPLES
 from tests.workflows.graph_files import graph_model_files
-from workflows.render import PIPELINES, load_template, nodes_by_role
+from workflows.registry import PIPELINES
+from workflows.render import load_template, nodes_by_role
 from workflows.validate import GraphProblem, validate_graph
 
 
@@ -122,8 +123,8 @@ def test_with_nothing_installed_flux_names_every_missing_file() -> None:
     assert "ae.safetensors" in vae.message and "pixel_space" in vae.details
 
 
-def test_recorded_flux_graph_fails_as_the_real_comfyui_did(shared_dir: Path) -> None:
-    text = (shared_dir / "comfyui" / "api_examples.md").read_text(encoding="utf-8")
+def test_recorded_flux_graph_fails_as_the_real_comfyui_did() -> None:
+    text = API_EXAMPLES.read_text(encoding="utf-8")
     section = text.split("### Valid Flux Dev graph", 1)[1].split("\n### ", 1)[0]
     request = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
     problems = validate_graph(request["prompt"], load_object_info())

@@ -16,8 +16,10 @@ from workflows.manifest import (
     installed_by_folder,
 )
 from workflows.object_info import load_object_info
+from tests.shared_files import API_EXAMPLES
 from tests.workflows.graph_files import graph_model_files
-from workflows.render import PIPELINES, load_template
+from workflows.registry import PIPELINES
+from workflows.render import load_template
 
 
 def test_every_pipeline_has_its_files() -> None:
@@ -77,8 +79,8 @@ def test_find_matches_folder_and_local_name() -> None:
     assert find("insightface", "models/antelopev2/glintr100.onnx") is not None
 
 
-def test_manifest_folders_are_folders_comfyui_reports(shared_dir: Path) -> None:
-    text = (shared_dir / "comfyui" / "api_examples.md").read_text(encoding="utf-8")
+def test_manifest_folders_are_folders_comfyui_reports() -> None:
+    text = API_EXAMPLES.read_text(encoding="utf-8")
     section = text.split("### Model folders", 1)[1].split("###", 1)[0]
     body = section.split("```json", 1)[1].split("```", 1)[0]
     folders = set(json.loads(body))

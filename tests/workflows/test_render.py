@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from tests.workflows.conftest import UPLOADED_IMAGE, USER_LORA
 from workflows import render
+from workflows.registry import PIPELINES
 from workflows.render import (
-    PIPELINES,
     REQUEST_TYPES,
     MissingInputError,
     MissingRoleError,

@@ -1,22 +1,22 @@
 """Command-line options from the request models, and their values back into requests.
 
 Generation options come from the same pydantic models the backend validates with
-(workflows/request_models.py): each field's range, default and help are written once, there.
+(workflows/request_models.py), read through ui/controls.py as the studio reads them: each
+field's range, default and help are written once, there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ui.client import RylaClient, image_data_url
+from ui.controls import control, controls
 
 # Fields whose option takes something other than the field's own value.
 _FILE_FIELDS = {"reference_image", "workflow", "images"}
@@ -30,32 +30,6 @@ def option_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _range_text(field: Any) -> str:
-    low = high = None
-    for item in field.metadata:
-        low = getattr(item, "ge", None) if getattr(item, "ge", None) is not None else low
-        high = getattr(item, "le", None) if getattr(item, "le", None) is not None else high
-    if low is not None and high is not None and high < 2**62:
-        return f"{low}-{high}"
-    if low is not None:
-        return f">= {low}"
-    return ""
-
-
-def _scalar_type(annotation: Any) -> tuple[Callable[[str], Any] | None, list[str] | None]:
-    """argparse type and choices for a field annotation (Optional, Annotated and Literal
-    unwrapped)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
-    if typing.get_origin(annotation) is typing.Annotated:  # Int, Text: a type plus checks
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) is typing.Literal:
-        return str, [str(arg) for arg in typing.get_args(annotation)]
-    if annotation in (int, float, str):
-        return annotation, None
-    return None, None
-
-
 def add_model_options(parser: argparse._ActionsContainer, model: type[BaseModel],
                       *, skip: Sequence[str] = (), all_optional: bool = False) -> list[str]:
     """One option per field of `model`; returns the field names added.
@@ -64,37 +38,30 @@ def add_model_options(parser: argparse._ActionsContainer, model: type[BaseModel]
     the model's default and range, and one set of rules applies everywhere.
     """
     added = []
-    for name, field in model.model_fields.items():
-        if name in skip or name in _FILE_FIELDS:
+    for name, spec in controls(model).items():
+        if name in skip or name in _FILE_FIELDS or spec.kind == "structured":
             continue
-        arg_type, choices = _scalar_type(field.annotation)
-        if arg_type is None:
-            continue
-        parts = [field.description or name.replace("_", " ")]
-        allowed = _range_text(field)
-        if allowed:
-            parts.append(allowed)
-        if name in ("width", "height"):
-            parts.append("multiple of 16")
-        if not field.is_required() and field.default not in (None, ""):
-            parts.append(f"default {field.default}")
-        required = field.is_required() and not all_optional
-        parser.add_argument(option_name(name), dest=name, type=arg_type, choices=choices,
-                            required=required, default=None,
-                            help="; ".join(parts) + (" (required)" if required else ""))
+        parts = [spec.help or name.replace("_", " ")]
+        if spec.allowed and not spec.choices:  # argparse lists the choices itself
+            parts.append(spec.allowed)
+        if spec.default not in (None, ""):
+            parts.append(f"default {spec.default}")
+        required = spec.required and not all_optional
+        how: dict[str, Any] = ({"action": argparse.BooleanOptionalAction} if spec.kind == "flag"
+                               else {"type": spec.parse, "choices": spec.choices or None})
+        parser.add_argument(option_name(name), dest=name, required=required, default=None,
+                            help="; ".join(parts) + (" (required)" if required else ""), **how)
         added.append(name)
     return added
 
 
 def _allowed_for(model: type[BaseModel], name: str) -> str:
-    field = model.model_fields.get(name)
-    if field is None:
+    if name not in model.model_fields:
         return ""
-    arg_type, choices = _scalar_type(field.annotation)
-    if choices:
-        return "one of " + ", ".join(choices)
-    allowed = _range_text(field)
-    return f"allowed {allowed}" if allowed else ""
+    spec = control(model, name)
+    if spec.choices or not spec.allowed:
+        return spec.allowed
+    return f"allowed {spec.allowed}"
 
 
 def validation_message(model: type[BaseModel], exc: ValidationError) -> str:

@@ -307,51 +307,57 @@ class FaceScorer:
             raise ValueError(f"threshold is a distance > 0 (dlib's usual is 0.6), got {threshold!r}")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images; give one per image")
-        ref_img = load_image(reference)
-        ref = self._detect_loaded(ref_img)
         ref_label = _label(reference, "reference")
-        if ref.descriptor is None:
-            raise ReferenceFaceNotFound(
-                f"{ref_label}: no face found in the reference; use a photo where one face is "
-                "clearly visible, upright and at least ~10 % of the image height"
-            )
+        ref_img = load_image(reference)
+        ref = self._reference_face(ref_img, ref_label)
         results: list[FaceResult] = []
         descriptors: list[np.ndarray | None] = []
         for i, image in enumerate(images):
-            img = load_image(image)
-            det = self._detect_loaded(img)
             label = labels[i] if labels is not None else _label(image, f"image-{i + 1}")
-            thumb = _thumbnail(img, thumbnail_side)
-            descriptors.append(det.descriptor)
-            if det.descriptor is None:
-                results.append(FaceResult(label, 0, None, None, False, None, thumb))
-                continue
-            distance = float(np.linalg.norm(det.descriptor - ref.descriptor))
-            results.append(
-                FaceResult(
-                    path=label,
-                    faces=det.faces,
-                    distance=_round(distance),
-                    similarity=similarity_percent(distance),
-                    passed=distance <= threshold,
-                    box=det.box,
-                    thumbnail=thumb,
-                )
-            )
-        pairs = tuple(
-            (i, j, _round(float(np.linalg.norm(a - b))))
-            for (i, a), (j, b) in itertools.combinations(enumerate(descriptors), 2)
-            if a is not None and b is not None
-        )
+            result, descriptor = self._score_output(image, label, ref, threshold, thumbnail_side)
+            results.append(result)
+            descriptors.append(descriptor)
         return SheetReport(
             reference=ref_label,
             reference_faces=ref.faces,
             threshold=threshold,
             results=tuple(results),
-            pairwise_distances=pairs,
+            pairwise_distances=_pairwise_distances(descriptors),
             reference_box=ref.box,
             reference_thumbnail=_thumbnail(ref_img, thumbnail_side),
         )
+
+    def _reference_face(self, img: Image.Image, label: str) -> FaceDetection:
+        ref = self._detect_loaded(img)
+        if ref.descriptor is None:
+            raise ReferenceFaceNotFound(
+                f"{label}: no face found in the reference; use a photo where one face is "
+                "clearly visible, upright and at least ~10 % of the image height"
+            )
+        return ref
+
+    def _score_output(self, image: ImageInput, label: str, ref: FaceDetection, threshold: float,
+                      thumbnail_side: int) -> tuple[FaceResult, np.ndarray | None]:
+        """One output's result against the reference's face, and its descriptor."""
+        img = load_image(image)
+        det = self._detect_loaded(img)
+        thumb = _thumbnail(img, thumbnail_side)
+        if det.descriptor is None:
+            return FaceResult(label, 0, None, None, False, None, thumb), None
+        distance = float(np.linalg.norm(det.descriptor - ref.descriptor))
+        result = FaceResult(path=label, faces=det.faces, distance=_round(distance),
+                            similarity=similarity_percent(distance), passed=distance <= threshold,
+                            box=det.box, thumbnail=thumb)
+        return result, det.descriptor
+
+
+def _pairwise_distances(descriptors: Sequence[np.ndarray | None]) -> tuple[tuple[int, int, float], ...]:
+    """(i, j, distance) between every two outputs that have a face: how alike the sheet is."""
+    return tuple(
+        (i, j, _round(float(np.linalg.norm(a - b))))
+        for (i, a), (j, b) in itertools.combinations(enumerate(descriptors), 2)
+        if a is not None and b is not None
+    )
 
 
 def _thumbnail(img: Image.Image, side: int) -> Image.Image:

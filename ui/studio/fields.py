@@ -1,8 +1,8 @@
 """A studio tab's fields, each said once.
 
-A `Field` names a value of a tab. Its default, range, label and help come from the
-request model field of the same name (workflows/request_models.py) unless the field
-overrides them; studio-only fields (batch count, random seed, the pass threshold) give
+A `Field` names a value of a tab. Its widget, default, range, label and help come from
+the request model field of the same name (workflows/request_models.py, read through
+ui/controls.py as the CLI reads it) unless the field overrides them; studio-only fields (batch count, random seed, the pass threshold) give
 their own. From a tab's tuple of fields come, by name: its components (`place`), its
 event inputs (`by_name`), the history parameters of a run (`stored`), the request
 values (`request_values`) and "use these settings again" (`restored`).
@@ -11,8 +11,6 @@ values (`request_values`) and "use these settings again" (`restored`).
 from __future__ import annotations
 
 import inspect
-import types
-import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,10 +18,10 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic import BaseModel
 
+from ui.controls import Control, control
 from ui.studio.history import HistoryItem
 
-Widget = Literal["text", "slider", "number", "checkbox", "radio", "dropdown", "size", "image",
-                 "files"]
+Widget = Literal["text", "slider", "number", "checkbox", "radio", "dropdown", "image", "files"]
 Components = dict[str, Any]  # field name -> Gradio component
 Values = dict[str, Any]      # field name -> value
 
@@ -39,10 +37,18 @@ UNCHANGED: Any = _Unchanged()
 _NO_DEFAULT: Any = object()
 
 
+def widget_for(spec: Control) -> Widget:
+    """The component a request field gets when its tab does not choose one."""
+    if spec.kind in ("int", "float"):
+        return "slider" if spec.bounded else "number"
+    widgets: dict[str, Widget] = {"flag": "checkbox", "choice": "radio"}
+    return widgets.get(spec.kind, "text")
+
+
 @dataclass(frozen=True)
 class Field:
     name: str                  # the request field it fills, or a studio-only name
-    widget: Widget
+    widget: Widget | None = None  # None: widget_for the model field's control
     model: type[BaseModel] | None = None  # default, range, label and help from its field `name`
     label: str | None = None
     help: str | None = None
@@ -60,52 +66,52 @@ class Field:
     store: Callable[[Any], Values] | None = None           # value -> history parameters
     restore: Callable[[HistoryItem], Any] | None = None    # history item -> value
 
-    @property
-    def model_field(self) -> Any:
-        return self.model.model_fields.get(self.name) if self.model is not None else None
+    def __post_init__(self) -> None:
+        if self.widget is None:
+            if self.spec is None:
+                raise ValueError(f"field {self.name!r}: a widget, or a model with that field")
+            object.__setattr__(self, "widget", widget_for(self.spec))
 
-    def _bound(self, key: str) -> float | None:
-        mf = self.model_field
-        for item in (mf.metadata if mf is not None else ()):
-            if getattr(item, key, None) is not None:
-                return getattr(item, key)
-        return None
+    @property
+    def spec(self) -> Control | None:
+        """The request model field's control (ui/controls.py), when the field fills one."""
+        if self.model is None or self.name not in self.model.model_fields:
+            return None
+        return control(self.model, self.name)
 
     @property
     def low(self) -> float | None:
-        return self.minimum if self.minimum is not None else self._bound("ge")
+        if self.minimum is not None:
+            return self.minimum
+        return self.spec.low if self.spec is not None else None
 
     @property
     def high(self) -> float | None:
-        return self.maximum if self.maximum is not None else self._bound("le")
+        if self.maximum is not None:
+            return self.maximum
+        return self.spec.high if self.spec is not None else None
 
     @property
     def default(self) -> Any:
         if self.value is not _NO_DEFAULT:
             return self.value
-        mf = self.model_field
-        value = mf.default if mf is not None and not mf.is_required() else None
+        value = self.spec.default if self.spec is not None else None
         return "" if value is None and self.widget == "text" else value
 
     @property
     def text(self) -> str:
-        mf = self.model_field
-        return self.label or (mf.title if mf is not None and mf.title else None) \
-            or self.name.replace("_", " ").capitalize()
+        title = self.spec.title if self.spec is not None else None
+        return self.label or title or self.name.replace("_", " ").capitalize()
 
     @property
     def info(self) -> str | None:
-        mf = self.model_field
-        return self.help or (mf.description if mf is not None else None)
+        return self.help or (self.spec.help if self.spec is not None else None)
 
     @property
     def allowed(self) -> list[str]:
         if self.choices is not None:
             return list(self.choices)
-        literal = _scalar(self.model_field.annotation) if self.model_field is not None else None
-        if typing.get_origin(literal) is Literal:
-            return [str(arg) for arg in typing.get_args(literal)]
-        return []
+        return list(self.spec.choices) if self.spec is not None else []
 
     def convert(self, value: Any) -> Any:
         """A component's value as the request and history take it."""
@@ -115,23 +121,9 @@ class Field:
             return value or ""
         if self.widget == "checkbox":
             return bool(value)
-        kind = _scalar(self.model_field.annotation) if self.model_field is not None else None
-        if value is None or value == "":
-            return None
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-        return value
-
-
-def _scalar(annotation: Any) -> Any:
-    """int, float, str or a Literal from a field's annotation (Optional, Annotated unwrapped)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
+        if self.spec is not None:
+            return self.spec.value(value)
+        return None if value == "" else value
 
 
 # -- components ------------------------------------------------------------------------
@@ -155,13 +147,9 @@ def component(f: Field, prefix: str) -> Any:
         allowed = f.allowed
         return gr.Radio(allowed, value=f.default if f.default is not None else allowed[0],
                         **common, **options)
-    if f.widget in ("dropdown", "size"):
-        from ui.studio.sizes import DEFAULT_SIZE, SIZE_PRESETS
-
+    if f.widget == "dropdown":
         # Custom values let "use these settings again" restore a value not in the list.
-        allowed = list(SIZE_PRESETS) if f.widget == "size" else f.allowed
-        value = DEFAULT_SIZE if f.widget == "size" else f.default
-        return gr.Dropdown(allowed, value=value, allow_custom_value=True, **common, **options)
+        return gr.Dropdown(f.allowed, value=f.default, allow_custom_value=True, **common, **options)
     if f.widget == "image":
         return gr.Image(type="filepath", **common, **options)
     if f.widget == "files":

@@ -52,4 +52,5 @@ def _restore(item: HistoryItem) -> str:
 
 def size_field(**kwargs: object) -> Field:
     """The size dropdown: one choice that fills the request's width and height."""
-    return Field("size", "size", label="Size", store=_store, restore=_restore, **kwargs)  # type: ignore[arg-type]
+    return Field("size", "dropdown", label="Size", choices=tuple(SIZE_PRESETS), value=DEFAULT_SIZE,
+                 store=_store, restore=_restore, **kwargs)  # type: ignore[arg-type]
