@@ -238,7 +238,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: ApiError = BY_STATUS[404](
                 f"no route {request.method} {request.url.path}; the routes are "
-                f"{', '.join(sorted(ROUTES))}, /loras, /models, /health")
+                f"{', '.join(sorted(ROUTES))}, /loras, /models, /health, /warm")
         elif exc.status_code == 405:
             allow = _allowed_methods(app, request.url.path)
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}; "
@@ -292,6 +292,12 @@ def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)
         return {"status": "ok", "version": _backend_version(), **await runner.health()}
+
+    @app.post("/warm", status_code=202, summary="Ask for a GPU to get ready now")
+    async def warm() -> dict[str, Any]:
+        # the studio calls this when a creator opens it or starts typing, so that a cold GPU
+        # starts meanwhile; nothing waits for it (locally it only reports ComfyUI's state)
+        return await runner.warm()
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:

@@ -42,7 +42,11 @@ class GraphRunner(Protocol):
 
     async def health(self) -> dict[str, Any]:
         """What /health adds about generation; quick, never raises, never starts a GPU.
-        Holds `generation: {"state": ...}`."""
+        Holds `generation: {"state": ...}` and `gpu` ("cold", "starting" or "warm")."""
+
+    async def warm(self) -> dict[str, Any]:
+        """POST /warm: ask for a GPU to get ready now, without waiting for it; at most one
+        start in flight. `{"gpu": "cold"|"starting"|"warm", "ready_in_s": seconds or None}`."""
 
     def loras_changed(self) -> None:
         """A LoRA file was just written: drop anything that cached the LoRA list."""
@@ -81,8 +85,14 @@ class ComfyUIRunner:
 
     async def health(self) -> dict[str, Any]:
         comfy = await self.comfy.health()
-        return {"comfyui": comfy,
+        return {"comfyui": comfy, "gpu": "warm" if comfy["reachable"] else "cold",
                 "generation": {"state": "ready" if comfy["reachable"] else "unavailable"}}
+
+    async def warm(self) -> dict[str, Any]:
+        # `ryla-backend` does not start ComfyUI, so it only says whether it answers; a
+        # ComfyUI that does not may never come: how soon is unknown (None).
+        reachable = (await self.comfy.health())["reachable"]
+        return {"gpu": "warm", "ready_in_s": 0} if reachable else {"gpu": "cold", "ready_in_s": None}
 
     def loras_changed(self) -> None:
         self.comfy.invalidate_object_info()  # ComfyUI's LoRA list just changed

@@ -3,13 +3,14 @@ function; tell /health whether a GPU is warm from heartbeats, never by asking on
 
 Modal-free on purpose: backend/modal_app.py plugs Modal's objects into the three small
 interfaces below (`GpuFunction`, `PendingCall`, `Heartbeats`), and the tests plug fakes
-into them (tests/modal/test_dispatch.py).
+into them (tests/modal/test_dispatch.py, tests/modal/test_warm.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -45,18 +46,63 @@ class GpuFunction(Protocol):
     async def spawn(self, wire_job: dict[str, Any]) -> PendingCall:
         """Start the GPU function on one job (backend.graph_job wire format)."""
 
+    async def start_container(self) -> None:
+        """Have one GPU container start now, without waiting for it (POST /warm)."""
+
 
 class Heartbeats(Protocol):
     async def read(self) -> Mapping[str, Mapping[str, Any]]:
-        """Container id -> {"at": time.time() of its last beat, "busy": bool}."""
+        """Container id -> {"at": time.time() of its last beat, "busy": bool}; and, while a
+        start asked by /warm may be in flight, STARTING_KEY -> {"since": time.time()}."""
+
+    async def mark_starting(self, since: float) -> bool:
+        """Put {"since": since} under STARTING_KEY unless a marker is there already; whether
+        it was put (Modal: `Dict.put(..., skip_if_exists=True)`, one winner among web
+        containers)."""
+
+    async def clear_starting(self) -> None:
+        """Remove the marker, if any."""
+
+
+# The "a GPU start is in flight" marker lives in the heartbeat store beside the beats, so
+# that every web container sees a start another one asked for.
+STARTING_KEY = "gpu-starting"
+# A start counts as in flight for this many cold starts; a container that has not beaten
+# by then did not start, and the next /warm asks again.
+STARTING_TTL_COLD_STARTS = 2.0
+
+
+def _live_beats(beats: Mapping[str, Mapping[str, Any]], now: float,
+                stale_after_s: float) -> list[Mapping[str, Any]]:
+    return [b for key, b in beats.items() if key != STARTING_KEY and isinstance(b, Mapping)
+            and now - float(b.get("at", 0)) <= stale_after_s]
+
+
+def starting_since(beats: Mapping[str, Mapping[str, Any]]) -> float | None:
+    marker = beats.get(STARTING_KEY)
+    since = marker.get("since") if isinstance(marker, Mapping) else None
+    return float(since) if isinstance(since, (int, float)) else None
+
+
+def gpu_state(beats: Mapping[str, Mapping[str, Any]], now: float, *, stale_after_s: float,
+              cold_start_s: float) -> dict[str, Any]:
+    """The `gpu` of /health and /warm: warm (a GPU container beats, idle or busy),
+    starting (a start asked within its TTL; `ready_in_s` what is left of a cold start) or
+    cold (`ready_in_s` a whole cold start)."""
+    if _live_beats(beats, now, stale_after_s):
+        return {"gpu": "warm", "ready_in_s": 0}
+    since = starting_since(beats)
+    elapsed = max(now - since, 0.0) if since is not None else None  # clocks of two containers
+    if elapsed is not None and elapsed < STARTING_TTL_COLD_STARTS * cold_start_s:
+        return {"gpu": "starting", "ready_in_s": math.ceil(max(cold_start_s - elapsed, 0.0))}
+    return {"gpu": "cold", "ready_in_s": math.ceil(cold_start_s)}
 
 
 def generation_status(beats: Mapping[str, Mapping[str, Any]], now: float, *,
                       stale_after_s: float, cold_start_s: float) -> dict[str, Any]:
     """Warm (a GPU container is up and idle), busy (all up ones are working: a new
     request starts another) or cold (none is up: the next generation cold-starts)."""
-    live = [b for b in beats.values()
-            if isinstance(b, Mapping) and now - float(b.get("at", 0)) <= stale_after_s]
+    live = _live_beats(beats, now, stale_after_s)
     idle = [b for b in live if not b.get("busy")]
     cold = f"cold start on next generation (~{cold_start_s:.0f} s)"
     if idle:
@@ -141,13 +187,51 @@ class ModalGraphRunner:
         try:
             async with asyncio.timeout(HEARTBEAT_READ_TIMEOUT_S):
                 beats = await self.heartbeats.read()
-        except Exception as exc:
-            return {"generation": {"state": "unknown", "cold_start_s": self.cold_start_s,
+        except Exception as exc:  # `gpu` says the worst: the next generation may cold-start
+            return {"gpu": "cold", "generation": {"state": "unknown", "cold_start_s": self.cold_start_s,
                                    "message": f"GPU state unknown ({type(exc).__name__}); a "
                                               f"cold start takes ~{self.cold_start_s:.0f} s"}}
-        return {"generation": generation_status(beats, self.wall_clock(),
-                                                stale_after_s=self.heartbeat_stale_s,
+        now = self.wall_clock()
+        return {"gpu": self._gpu_state(beats, now)["gpu"],
+                "generation": generation_status(beats, now, stale_after_s=self.heartbeat_stale_s,
                                                 cold_start_s=self.cold_start_s)}
+
+    def _gpu_state(self, beats: Mapping[str, Mapping[str, Any]], now: float) -> dict[str, Any]:
+        return gpu_state(beats, now, stale_after_s=self.heartbeat_stale_s,
+                         cold_start_s=self.cold_start_s)
+
+    async def warm(self) -> dict[str, Any]:
+        """Start one GPU container unless one beats or a start is in flight (the marker,
+        put by one web container only). Never waits for the container."""
+        try:
+            async with asyncio.timeout(HEARTBEAT_READ_TIMEOUT_S):
+                beats = await self.heartbeats.read()
+                now = self.wall_clock()
+                state = self._gpu_state(beats, now)
+                if state["gpu"] != "cold":
+                    return state
+                if starting_since(beats) is not None:  # expired: that start failed or was lost
+                    await self.heartbeats.clear_starting()
+                if not await self.heartbeats.mark_starting(now):
+                    # another web container asked between this read and this write
+                    return {"gpu": "starting", "ready_in_s": math.ceil(self.cold_start_s)}
+        except Exception as exc:  # Modal's Dict, not our code: nothing was started
+            raise ComfyUIUnavailable(f"the GPU state could not be read ({type(exc).__name__}: "
+                                     f"{exc}); no GPU was started, try again shortly") from exc
+        try:
+            await self.gpu.start_container()
+        except Exception as exc:
+            await self._forget_start()  # so that the next /warm tries again
+            raise ComfyUIUnavailable(f"a GPU container could not be started ({type(exc).__name__}: "
+                                     f"{exc}); try again shortly") from exc
+        return {"gpu": "starting", "ready_in_s": math.ceil(self.cold_start_s)}
+
+    async def _forget_start(self) -> None:
+        try:
+            async with asyncio.timeout(HEARTBEAT_READ_TIMEOUT_S):
+                await self.heartbeats.clear_starting()
+        except Exception as exc:  # the marker then expires after its TTL
+            log.warning("could not clear the GPU start marker: %s", exc)
 
     def loras_changed(self) -> None:
         """Nothing cached here: the validator lists the LoRA directory on every check."""

@@ -9,7 +9,8 @@ Each row: route, method (for /flux-instantid), status, wall_s, gpu, label, switc
 model family this request switched to, or null), mode (the run's settings), request_mode
 (`/flux-dev`'s standard or fast), the server's timings, output bytes,
 and the run's cold-start figures comfyui_ready_s and first_image_s (the first request's
-wall time, weights read from disk with the page cache dropped). A table is printed at the
+wall time, weights read from disk with the page cache dropped). The felt-* phases add
+prewarm (whether the studio's POST /warm came first), typing_s and felt_s. A table is printed at the
 end. Failures are rows too (status and the backend's message), never a crash.
 """
 
@@ -39,13 +40,13 @@ class Rehearsal:
         self.rows: list[dict] = []
         self.last_family: str | None = None
 
-    def run(self, label: str, request: BaseModel, family: str) -> dict:
+    def run(self, label: str, request: BaseModel, family: str, **extra: object) -> dict:
         switch = family if family != self.last_family and self.last_family is not None else None
         self.last_family = family
         route = route_for(request)
         row = {"label": label, "route": route, "method": getattr(request, "method", None)
                if route == "/flux-instantid" else None, "gpu": self.gpu, "mode": self.mode,
-               "request_mode": getattr(request, "mode", None), "switch": switch}
+               "request_mode": getattr(request, "mode", None), "switch": switch, **extra}
         t0 = time.perf_counter()
         try:
             result = self.client.generate(request)
@@ -203,6 +204,26 @@ def cold_fp8(r: Rehearsal, runs: int = 3) -> None:
     _graph_runs(r, "fp8 files dev 1024/28", "first (cold)", graph, 400, runs)
 
 
+TYPING_S = 20.0  # a creator's first seconds in the studio: a prompt typed, a reference picked
+
+
+def felt_latency(r: Rehearsal, prewarm: bool, typing_s: float = TYPING_S) -> None:
+    """What a creator feels after a cold start (issue 25): the studio opens and, with
+    `prewarm`, calls POST /warm as the studio does; the creator types for `typing_s`, then
+    clicks Generate (Flux Dev 1024/28). `felt_s` is the click to the image received.
+
+    Run each on a fresh stack, page cache dropped (`rehearse.sh felt`). There ComfyUI is
+    already up when the API answers, so /warm loads the models (benchmarks/rehearsal/
+    warm_start.py) and `felt_s` leaves out ComfyUI's own start (`comfyui_ready_s`, in
+    every row), which on Modal comes before the load without a warm-up and overlaps the
+    typing with one."""
+    warm = r.client.warm() if prewarm else None
+    time.sleep(typing_s)  # the creator typing; no request goes out meanwhile
+    row = r.run("flux-dev click after typing" + (" (prewarmed)" if prewarm else " (no warm-up)"),
+                dev("felt", 800), "dev", prewarm=prewarm, typing_s=typing_s, warm_answer=warm)
+    row["felt_s"] = row["wall_s"]
+
+
 def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -234,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lora", type=Path, action="append", default=[], help="LoRA files to upload (ids a, b, ...)")
     p.add_argument("--reference", type=Path, required=True)
     p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "compile", "compile-cached",
-                                        "fast-mode", "fast-mode-cached", "cold", "mixed-fast", "all"), default="all")
+                                        "fast-mode", "fast-mode-cached", "cold", "mixed-fast", "felt-cold",
+                                        "felt-prewarm", "all"), default="all")
+    p.add_argument("--typing-s", type=float, default=TYPING_S,
+                   help="felt-* phases: seconds between opening the studio and the click")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -264,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         fast_mode_routes(r, cached=a.phase == "fast-mode-cached")
     if a.phase == "cold":
         cold_start(r)
+    if a.phase in ("felt-cold", "felt-prewarm"):
+        felt_latency(r, prewarm=a.phase == "felt-prewarm", typing_s=a.typing_s)
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
     start.pop("command", None)
     start_epoch = start.pop("start_epoch", None)

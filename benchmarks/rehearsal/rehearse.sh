@@ -22,6 +22,8 @@
 #                                              /flux-dev, beside standard Dev and Schnell requests
 #   rehearse.sh fast-mode-once MODE [ARGS...]  its first phase only (e.g. --warm-up=flux-dev,flux-dev-fast)
 #   rehearse.sh cold MODE [ARGS...]            a cold start's first two Flux Dev images
+#   rehearse.sh felt MODE [ARGS...]            felt latency: Flux Dev clicked 20 s after the studio
+#                                              opened, on a cold stack without and with POST /warm
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
 # Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
@@ -125,6 +127,9 @@ compile|fast-mode)  # inductor's cache in one place, as the Modal image keeps it
   step=$1; shift; export TORCHINDUCTOR_CACHE_DIR=$W/compile-cache; rm -rf $TORCHINDUCTOR_CACHE_DIR
   measure $step "$@"; measure $step-cached "$@"
   du -sh $TORCHINDUCTOR_CACHE_DIR ;;
+felt)  # what a creator feels: a cold stack each, the click 20 s after opening the studio,
+  # without and with the studio's POST /warm (which needs stack.py's warm_start wiring)
+  shift; measure felt-cold "$@"; measure felt-prewarm "$@" ;;
 fast-mode-once)  # fast-mode's first phase alone, e.g. after the Modal start's warm-ups
   shift; measure fast-mode "$@" ;;
 *) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;

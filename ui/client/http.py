@@ -395,6 +395,10 @@ class RylaClient:
     def health(self) -> dict:
         return self._json(self._request("GET", "/health"), "/health")
 
+    def warm(self) -> dict:
+        """POST /warm: ask for a GPU to get ready now; `{"gpu", "ready_in_s"}`."""
+        return self._json(self._request("POST", "/warm"), "/warm")
+
     def loras(self) -> list[dict]:
         body = self._json(self._request("GET", "/loras"), "/loras")
         return _as_list(body, "loras")
