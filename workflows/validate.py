@@ -313,20 +313,32 @@ class _Validator:
                  "received_value": value})
         return None
 
-    def upstream_of(self, node_id: str) -> set[str]:
-        """Every node reachable backwards through links from node_id, itself included."""
-        seen: set[str] = set()
-        stack = [node_id]
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in self.graph:
-                continue
-            seen.add(current)
-            inputs = self.graph[current].get("inputs")
-            for value in (inputs.values() if isinstance(inputs, dict) else ()):
-                if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-                    stack.append(value[0])
-        return seen
+
+def upstream_of(graph: dict, node_id: str) -> set[str]:
+    """Every node reachable backwards through links from node_id, itself included."""
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        current = stack.pop()
+        if current in seen or not isinstance(graph.get(current), dict):
+            continue
+        seen.add(current)
+        inputs = graph[current].get("inputs")
+        for value in (inputs.values() if isinstance(inputs, dict) else ()):
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                stack.append(value[0])
+    return seen
+
+
+def nodes_to_execute(graph: dict, object_info: dict, skipped_outputs: set[str] = frozenset()
+                     ) -> set[str]:
+    """The nodes ComfyUI executes for a queued graph: those its output nodes (less the ones
+    that failed validation) depend on; a node nothing needs never runs."""
+    outputs = [node_id for node_id, node in graph.items()
+               if isinstance(node, dict) and isinstance(node.get("class_type"), str)
+               and node_id not in skipped_outputs
+               and (object_info.get(node["class_type"]) or {}).get("output_node") is True]
+    return set().union(*(upstream_of(graph, o) for o in outputs))
 
 
 def _prompt_problem(kind: str, node_id: str | None, class_type: str | None, message: str,
@@ -394,7 +406,7 @@ def validate_graph(graph: dict, object_info: dict) -> list[GraphProblem]:
         if not result.ok:
             failed_outputs.append(output_id)
 
-    dependents = {o: validator.upstream_of(o) for o in failed_outputs}
+    dependents = {o: upstream_of(graph, o) for o in failed_outputs}
     found: list[GraphProblem] = []
     for node_id, result in validator.results.items():
         if result.ok or not result.errors:

@@ -48,6 +48,7 @@ class Client:
         self.socket = websocket.create_connection(f"{double.ws_url}?clientId={self.client_id}",
                                                   timeout=GUARD_S)
         self.messages: list[dict] = []
+        self.frames: list[bytes] = []  # binary frames: previews
 
     def queue(self, graph: dict) -> str:
         response = requests.post(f"{self.double.url}/prompt", timeout=GUARD_S,
@@ -56,7 +57,9 @@ class Client:
         return response.json()["prompt_id"]
 
     def _receive(self) -> dict:
-        message = json.loads(self.socket.recv())
+        while isinstance(raw := self.socket.recv(), bytes):
+            self.frames.append(raw)
+        message = json.loads(raw)
         self.messages.append(message)
         return message
 
