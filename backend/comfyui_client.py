@@ -18,6 +18,7 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
@@ -32,8 +33,8 @@ from backend.graph_errors import (install_hint, is_missing_model, problems_from_
                                   to_api_error)
 from backend.snapshot_validation import snapshot_object_info
 from workflows.object_info import (FOLDER_ALIASES, IMPLICIT_MODEL_FILES, comfyui_lists,
-                                   with_input_images)
-from workflows.validate import nodes_to_execute, validate_graph
+                                   load_object_info, with_input_images)
+from workflows.validate import nodes_to_execute, output_node_classes, validate_graph
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,11 @@ def _interrupted_at(entry: dict[str, Any]) -> str:
     return f"node {data['node_id']} ({data.get('node_type')})" if data.get("node_id") else "a node"
 
 
+@lru_cache(maxsize=1)
+def _snapshot_output_classes() -> frozenset[str]:
+    return output_node_classes(load_object_info())
+
+
 class ComfyUIClient:
     def __init__(self, base_url: str, *, models_dir: Path, lora_dir: Path,
                  http_timeout_s: float = 30.0, cancel_watch_s: float = CANCEL_WATCH_S,
@@ -456,6 +462,13 @@ class ComfyUIClient:
                 return await asyncio.to_thread(self._snapshot_info), False
             self._object_info, self._object_info_at = info, self._clock()
             return info, True
+
+    def _output_classes(self) -> frozenset[str]:
+        """Output node classes, from ComfyUI's object_info when it was read (check_graph
+        reads it), else from the shipped snapshot: no request on the way to queueing."""
+        if self._object_info is not None:
+            return output_node_classes(self._object_info)
+        return _snapshot_output_classes()
 
     def invalidate_object_info(self) -> None:
         self._object_info = None
@@ -572,7 +585,6 @@ class ComfyUIClient:
         client_id = uuid.uuid4().hex
         ws: ClientConnection | None = None
         try:
-            info, _ = await self.object_info()
             # the socket opens before queueing so that no message of the job is missed
             ws = await self._open_ws(client_id)
             state.sent = True
@@ -580,7 +592,8 @@ class ComfyUIClient:
             state.queued, state.queued_at = True, self._clock()
             skipped = {o for entry in (answer.get("node_errors") or {}).values()
                        if isinstance(entry, dict) for o in entry.get("dependent_outputs") or []}
-            state.progress = _Progress(graph, nodes_to_execute(graph, info, skipped), on_event)
+            executed = nodes_to_execute(graph, self._output_classes(), skipped)
+            state.progress = _Progress(graph, executed, on_event, self._clock)
             done_by_ws = await self._follow(ws, prompt_id, state.progress) if ws else False
             entry = await self._poll_history(prompt_id)
             outputs = await self.fetch_outputs(graph, entry)

@@ -18,6 +18,7 @@ hit, instead of exhausting our own stack; a ``class_type`` that is not a string 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,14 +331,19 @@ def upstream_of(graph: dict, node_id: str) -> set[str]:
     return seen
 
 
-def nodes_to_execute(graph: dict, object_info: dict, skipped_outputs: set[str] = frozenset()
-                     ) -> set[str]:
+def output_node_classes(object_info: dict) -> frozenset[str]:
+    """The node classes ComfyUI runs a graph for (SaveImage, PreviewImage, ...)."""
+    return frozenset(name for name, spec in object_info.items()
+                     if isinstance(spec, dict) and spec.get("output_node") is True)
+
+
+def nodes_to_execute(graph: dict, output_classes: Collection[str],
+                     skipped_outputs: Collection[str] = ()) -> set[str]:
     """The nodes ComfyUI executes for a queued graph: those its output nodes (less the ones
     that failed validation) depend on; a node nothing needs never runs."""
     outputs = [node_id for node_id, node in graph.items()
                if isinstance(node, dict) and isinstance(node.get("class_type"), str)
-               and node_id not in skipped_outputs
-               and (object_info.get(node["class_type"]) or {}).get("output_node") is True]
+               and node["class_type"] in output_classes and node_id not in skipped_outputs]
     return set().union(*(upstream_of(graph, o) for o in outputs))
 
 
