@@ -18,6 +18,7 @@ from PIL import Image
 from backend.comfyui_client import (PREVIEW_INTERVAL_S, PREVIEW_MAX_SIDE, ComfyUIClient,
                                     JobPreview, JobProgress)
 from backend.errors import DeadlineExceeded, JobCancelled
+from tests.builders import BLUR_CHAIN_SAVE, blur_chain
 from tests.comfyui_double import ComfyUIDouble, Job
 from workflows.render import render_workflow
 from workflows.request_models import FluxDevRequest
@@ -32,19 +33,10 @@ def flux_graph(steps: int, seed: int = 1) -> dict:
     return render_workflow("flux-dev", request, seed=seed)
 
 
-def model_free_graph(blurs: int, color: int = 0x336699, prefix: str = "chain") -> dict:
-    """EmptyImage -> ImageBlur x blurs -> SaveImage, and a node nothing needs."""
-    graph = {"1": {"class_type": "EmptyImage",
-                   "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": color}}}
-    previous = "1"
-    for index in range(blurs):
-        node_id = str(index + 2)
-        graph[node_id] = {"class_type": "ImageBlur",
-                          "inputs": {"image": [previous, 0], "blur_radius": 1, "sigma": 1.0}}
-        previous = node_id
-    graph["90"] = {"class_type": "SaveImage",
-                   "inputs": {"images": [previous, 0], "filename_prefix": prefix}}
-    graph["91"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}  # never runs
+def model_free_graph(blurs: int, prefix: str = "chain") -> dict:
+    """A blur chain, and a node nothing needs (ComfyUI never runs it)."""
+    graph = blur_chain(blurs, 32, prefix)
+    graph["91"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}
     return graph
 
 
@@ -119,7 +111,7 @@ def test_progress_moves_node_by_node_without_a_sampler(drive: Callable[[Body], N
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     # six nodes run (the unused ImageInvert does not): each start moves it by a sixth
     by_node = {p.node: p.fraction for p in progress if p.node is not None}
-    assert list(by_node) == ["1", "2", "3", "4", "5", "90"]
+    assert list(by_node) == ["1", "2", "3", "4", "5", BLUR_CHAIN_SAVE]
     assert [round(f * 6) for f in by_node.values()][:5] == [0, 1, 2, 3, 4]
     assert not any(isinstance(e, JobPreview) for e in events)  # no sampler, no preview
 

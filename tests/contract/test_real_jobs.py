@@ -20,12 +20,13 @@ import requests
 
 from backend.comfyui_client import ComfyUIClient, JobPreview, JobProgress
 from backend.errors import DeadlineExceeded, JobCancelled
+from tests.builders import BLUR_CHAIN_SAVE as SAVE
+from tests.builders import blur_chain
 from tests.contract.conftest import REAL_COMFYUI_SCRIPT, REAL_URL_ENV
 
 pytestmark = pytest.mark.real_comfyui
 
 GUARD_S = 300.0  # a guard against a stuck ComfyUI, never a measurement
-SAVE = "99"
 
 
 @pytest.fixture
@@ -49,19 +50,9 @@ def run_with_client(url: str, tmp_path: Path,
     asyncio.run(go())
 
 
-def blur_chain(blurs: int, size: int, prefix: str) -> dict:
-    """EmptyImage -> ImageBlur x blurs -> SaveImage."""
-    graph: dict = {"1": {"class_type": "EmptyImage", "inputs": {
-        "width": size, "height": size, "batch_size": 1, "color": secrets.randbelow(1 << 24)}}}
-    previous = "1"
-    for index in range(blurs):
-        node_id = str(index + 2)
-        graph[node_id] = {"class_type": "ImageBlur",
-                          "inputs": {"image": [previous, 0], "blur_radius": 5, "sigma": 1.0}}
-        previous = node_id
-    graph[SAVE] = {"class_type": "SaveImage",
-                   "inputs": {"images": [previous, 0], "filename_prefix": prefix}}
-    return graph
+def fresh_color() -> int:
+    """A colour no earlier run used: ComfyUI's cache would skip nodes it ran before."""
+    return secrets.randbelow(1 << 24)
 
 
 def slow_save(prefix: str) -> dict:
@@ -69,7 +60,7 @@ def slow_save(prefix: str) -> dict:
     compressing a batch of noisy frames at level 9."""
     return {
         "1": {"class_type": "EmptyImage", "inputs": {
-            "width": 512, "height": 512, "batch_size": 8, "color": secrets.randbelow(1 << 24)}},
+            "width": 512, "height": 512, "batch_size": 8, "color": fresh_color()}},
         "2": {"class_type": "ImageAddNoise", "inputs": {
             "image": ["1", 0], "seed": secrets.randbelow(1 << 32), "strength": 0.5}},
         SAVE: {"class_type": "SaveAnimatedPNG", "inputs": {
@@ -95,11 +86,25 @@ def saved_file_exists(url: str, prefix: str, extension: str) -> bool:
     return response.status_code == 200
 
 
+def assert_ending_matches_history(url: str, prefix: str, outcome: dict) -> None:
+    """`outcome` holds the run's "result" or the error it "stopped" with: outputs returned
+    when ComfyUI wrote them, a confirmed stop only when nothing was written."""
+    on_disk = saved_file_exists(url, prefix, "png")
+    entry = history_entry(url, prompt_of(url, prefix))
+    if "result" in outcome:
+        [output] = outcome["result"].outputs
+        assert output.filename == f"{prefix}_00001_.png"
+        assert on_disk and entry["status"]["status_str"] == "success"
+    else:
+        assert outcome["stopped"].confirmed
+        assert not on_disk and entry["outputs"] == {}
+
+
 def test_model_free_graph_shows_rising_progress(real_url: str, tmp_path: Path) -> None:
     events: list[JobProgress | JobPreview] = []
 
     async def body(client: ComfyUIClient) -> None:
-        result = await client.run(blur_chain(5, 256, f"ryla-progress-{secrets.token_hex(4)}"),
+        result = await client.run(blur_chain(5, 256, f"ryla-progress-{secrets.token_hex(4)}", fresh_color()),
                                   GUARD_S, on_event=events.append)
         assert len(result.outputs) == 1 and not result.stopped_late
 
@@ -123,7 +128,7 @@ def test_cancel_in_the_middle_leaves_no_output(real_url: str, tmp_path: Path) ->
     async def body(client: ComfyUIClient) -> None:
         with pytest.raises(JobCancelled) as stopped:
             # 1024 px blurs take a moment each on a CPU: the save is far off
-            await client.run(blur_chain(10, 1024, prefix), GUARD_S,
+            await client.run(blur_chain(10, 1024, prefix, fresh_color()), GUARD_S,
                              on_event=stop_at_the_fourth_node, cancel=cancel)
         assert stopped.value.confirmed and "interrupted at node" in stopped.value.message
 
@@ -154,19 +159,12 @@ def test_an_uninterruptible_last_node_never_ends_cancelled_with_its_output_on_di
                                       on_event=stop_when_the_save_starts, cancel=cancel)
             outcome["result"] = result
         except JobCancelled as stopped:
-            outcome["cancelled"] = stopped
+            outcome["stopped"] = stopped
 
     run_with_client(real_url, tmp_path, body)
-    on_disk = saved_file_exists(real_url, prefix, "png")
-    entry = history_entry(real_url, prompt_of(real_url, prefix))
+    assert_ending_matches_history(real_url, prefix, outcome)
     if "result" in outcome:
-        result = outcome["result"]
-        assert result.stopped_late and len(result.outputs) == 1
-        assert result.outputs[0].filename == f"{prefix}_00001_.png"
-        assert on_disk and entry["status"]["status_str"] == "success"
-    else:
-        assert outcome["cancelled"].confirmed
-        assert not on_disk and entry["outputs"] == {}
+        assert outcome["result"].stopped_late
 
 
 def test_a_deadline_during_the_slow_save_keeps_what_comfyui_wrote(real_url: str,
@@ -184,11 +182,4 @@ def test_a_deadline_during_the_slow_save_keeps_what_comfyui_wrote(real_url: str,
             outcome["stopped"] = stopped
 
     run_with_client(real_url, tmp_path, body)
-    on_disk = saved_file_exists(real_url, prefix, "png")
-    entry = history_entry(real_url, prompt_of(real_url, prefix))
-    if "result" in outcome:
-        assert len(outcome["result"].outputs) == 1
-        assert on_disk and entry["status"]["status_str"] == "success"
-    else:
-        assert outcome["stopped"].confirmed
-        assert not on_disk and entry["outputs"] == {}
+    assert_ending_matches_history(real_url, prefix, outcome)
