@@ -571,6 +571,8 @@ class ComfyUIClient:
             return work.result()
         work.cancel()
         await asyncio.wait([work])
+        if not work.cancelled() and work.exception() is None:
+            return work.result()  # it finished as it was being cancelled
         by_user = cancel is not None and cancel.is_set()
         result = await self._stopped(graph, prompt_id, state, timeout_s, by_user=by_user)
         result.timings = {"queue_ms": (state.queued_at - started) * 1000,
