@@ -1,5 +1,6 @@
-"""The ComfyUI client: upload input images, queue a graph, follow it on /ws, fetch its
-outputs, all within a deadline; past it the job is cancelled in ComfyUI.
+"""The ComfyUI client: upload input images, queue a graph, follow it on /ws (progress and
+previews), fetch its outputs; stop it in ComfyUI when cancelled or past its deadline, and
+end it as ComfyUI says it ended.
 
 Everything is asyncio (httpx + websockets), so one event loop serves many concurrent
 API requests while ComfyUI works through its queue one job at a time. A dropped socket
@@ -9,43 +10,76 @@ falls back to polling /history, so a finished output is never lost.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import mimetypes
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
 import httpx
+from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from backend.errors import (ApiError, ComfyUIJobFailed, ComfyUIUnavailable, DeadlineExceeded,
-                            ModelNotInstalled)
+                            JobCancelled, ModelNotInstalled)
 from backend.graph_errors import (install_hint, is_missing_model, problems_from_comfyui,
                                   to_api_error)
 from backend.snapshot_validation import snapshot_object_info
 from workflows.object_info import (FOLDER_ALIASES, IMPLICIT_MODEL_FILES, comfyui_lists,
-                                   with_input_images)
-from workflows.validate import validate_graph
+                                   load_object_info, with_input_images)
+from workflows.validate import nodes_to_execute, output_node_classes, validate_graph
 
 log = logging.getLogger(__name__)
 
 OBJECT_INFO_TTL_S = 60.0
 POLL_START_S, POLL_MAX_S = 0.1, 1.0
-# Cancelling: each request gets a short timeout (a frozen ComfyUI must not hold the 504),
-# the answer waits at most CANCEL_CONFIRM_S for /queue to show the prompt gone, and a
-# prompt that could not be confirmed gone is cancelled again in the background for up
-# to CANCEL_WATCH_S (a POST /prompt that timed out may still land in ComfyUI's queue).
+# Stopping: each request gets a short timeout and is asked again with backoff while
+# ComfyUI does not answer, for up to CANCEL_WATCH_S, until /queue and /history say how
+# the prompt ended (a POST /prompt that timed out may still land in ComfyUI's queue).
 CANCEL_REQUEST_TIMEOUT_S = 2.0
-CANCEL_CONFIRM_S = 5.0
 CANCEL_WATCH_S = 600.0
 CANCEL_WATCH_MAX_INTERVAL_S = 2.0
 HEALTH_TIMEOUT_S = 1.0  # /health answers within about this, whatever ComfyUI does
 UNREACHABLE_POLLS = 5  # consecutive failed history polls before ComfyUI counts as gone
 OUTPUT_KINDS = ("images", "gifs", "videos", "video", "animated_images", "files")
+PREVIEW_INTERVAL_S = 0.5  # at most one preview per job this often; the newest wins
+PREVIEW_MAX_SIDE = 384  # previews are re-encoded this small (ComfyUI sends up to 512 px)
+PREVIEW_JPEG_QUALITY = 75
+# ComfyUI's binary /ws frames (its protocol.BinaryEventTypes): a big-endian uint32 event
+# type, then for PREVIEW_IMAGE a uint32 image type (1 JPEG, 2 PNG) and the image; for
+# PREVIEW_IMAGE_WITH_METADATA a uint32 length, that much JSON (prompt_id, node_id,
+# image_type) and the image.
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
+# The first message a client may send on /ws: ComfyUI then sends previews with metadata.
+FEATURE_FLAGS = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """ComfyUI's progress, normalized for the whole graph."""
+
+    fraction: float  # 0..1 over every node the prompt executes (cached nodes count as done)
+    step: int | None = None  # the current sampler step (ComfyUI `progress` value) or None
+    steps: int | None = None  # its max, or None
+    node: str | None = None  # the node executing now
+
+
+@dataclass(frozen=True)
+class JobPreview:
+    """A latent preview ComfyUI sent (binary /ws frame), throttled."""
+
+    step: int | None
+    jpeg: bytes  # always JPEG (re-encoded if ComfyUI sent PNG), small
+
+
+JobEventSink = Callable[[JobProgress | JobPreview], None]  # called on the event loop, must not block
 
 
 @dataclass(frozen=True)
@@ -66,6 +100,9 @@ class JobResult:
     outputs: list[OutputFile]
     followed_by: str  # "websocket" or "history": how the end of the job was seen
     timings: dict[str, float] = field(default_factory=dict)
+    # stopped (cancel or deadline) while a node that cannot be interrupted ran, and
+    # ComfyUI finished the job anyway: these are its outputs
+    stopped_late: bool = False
 
 
 def new_prompt_id() -> str:
@@ -91,6 +128,9 @@ def _ws_url(base_url: str, client_id: str) -> str:
 
 def history_error(entry: dict[str, Any]) -> str:
     """ComfyUI's message for a failed job from its history entry (both message forms)."""
+    if _interruption(entry) is not None:
+        return (f"ComfyUI interrupted the job at {_interrupted_at(entry)}; someone called "
+                "/interrupt on it")
     for message in (entry.get("status") or {}).get("messages") or []:
         if isinstance(message, str) and message.startswith("execution_error"):
             return message.partition(":")[2].strip() or message
@@ -105,6 +145,224 @@ def _describe_execution_error(data: dict[str, Any]) -> str:
     kind = data.get("exception_type") or "error"
     text = str(data.get("exception_message") or "").strip()
     return f"{where} failed with {kind}: {text}"
+
+
+def decode_preview_frame(frame: bytes) -> tuple[str | None, str | None, bytes] | None:
+    """(prompt id, node id, image bytes) of a ComfyUI preview frame; the ids are None in
+    the older PREVIEW_IMAGE form. None for any other binary event."""
+    if len(frame) < 8:
+        return None
+    (event,) = struct.unpack(">I", frame[:4])
+    if event == PREVIEW_IMAGE:
+        return None, None, frame[8:]
+    if event == PREVIEW_IMAGE_WITH_METADATA:
+        (length,) = struct.unpack(">I", frame[4:8])
+        try:
+            meta = json.loads(frame[8:8 + length])
+        except ValueError:
+            return None
+        if not isinstance(meta, dict):
+            return None
+        node = meta.get("node_id")
+        return (str(meta.get("prompt_id")) if meta.get("prompt_id") is not None else None,
+                str(node) if node is not None else None, frame[8 + length:])
+    return None
+
+
+def small_jpeg(image_bytes: bytes) -> bytes:
+    """The preview as a small JPEG, whatever ComfyUI encoded it as."""
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        image.draft("RGB", (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+        rgb = image.convert("RGB")
+    rgb.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
+    return out.getvalue()
+
+
+def _node_weight(node: Any) -> int:
+    """A node's share of the progress: a sampler counts its steps (ComfyUI reports each,
+    and they take most of the time), any other node 1."""
+    steps = node.get("inputs", {}).get("steps") if isinstance(node, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 1
+
+
+class _Progress:
+    """Follows one prompt's /ws messages the way ComfyUI executes it, and tells the sink.
+
+    ComfyUI sends `execution_cached` (nodes it will not run again), `executing` as each
+    node starts, `progress` (value/max) inside nodes that report steps, and previews as
+    binary frames during sampler steps. `fraction` counts finished nodes (a node is
+    finished when the next one starts) plus the running node's share of its steps, over
+    the nodes the prompt executes: a graph without a sampler moves node by node."""
+
+    def __init__(self, graph: dict[str, Any], nodes: set[str], sink: JobEventSink | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.weights = {node_id: _node_weight(graph.get(node_id)) for node_id in nodes}
+        self.total = sum(self.weights.values()) or 1
+        self.sink = sink
+        self.clock = clock
+        self.done: set[str] = set()
+        self.current: str | None = None
+        self.share = 0.0  # of the running node, 0..1
+        self.step: int | None = None
+        self.steps: int | None = None
+        self.step_of: dict[str, int] = {}  # the latest step each node reported
+        self.told: JobProgress | None = None
+        self._preview_at = -PREVIEW_INTERVAL_S
+        self._held: tuple[int | None, bytes] | None = None  # the newest preview, waiting
+        self._timer: asyncio.TimerHandle | None = None
+
+    def message(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "execution_cached":
+            self.done.update(str(n) for n in data.get("nodes") or [])
+        elif kind == "executing":
+            self._start(data.get("node"))
+        elif kind == "executed" and data.get("node") is not None:
+            self.done.add(str(data["node"]))
+        elif kind == "progress":
+            self._progress(data)
+        elif kind == "progress_state":
+            # sent before a PREVIEW_IMAGE_WITH_METADATA frame: it says that frame's step
+            for node_id, state in (data.get("nodes") or {}).items():
+                value = state.get("value") if isinstance(state, dict) else None
+                if isinstance(value, (int, float)) and state.get("state") == "running":
+                    self.step_of[str(node_id)] = int(value)
+            return
+        else:
+            return
+        self._tell()
+
+    def _start(self, node: Any) -> None:
+        if node is None:
+            return
+        if self.current is not None:
+            self.done.add(self.current)
+        self.current, self.share, self.step, self.steps = str(node), 0.0, None, None
+
+    def _progress(self, data: dict[str, Any]) -> None:
+        value, maximum = data.get("value"), data.get("max")
+        if not isinstance(value, (int, float)) or not isinstance(maximum, (int, float)) or maximum <= 0:
+            return
+        node = str(data["node"]) if data.get("node") is not None else self.current
+        if node != self.current:
+            self._start(node)
+        self.share = min(1.0, value / maximum)
+        self.step, self.steps = int(value), int(maximum)
+        self.step_of[str(node)] = int(value)
+
+    def fraction(self) -> float:
+        finished = sum(self.weights.get(n, 0) for n in self.done)
+        running = 0.0 if self.current in self.done else self.weights.get(self.current, 0) * self.share
+        return min(1.0, (finished + running) / self.total)
+
+    def _tell(self, fraction: float | None = None) -> None:
+        previous = self.told.fraction if self.told else 0.0
+        # never backwards: a node ComfyUI adds while running (an expanded subgraph) is not counted
+        update = JobProgress(max(previous, fraction if fraction is not None else self.fraction()),
+                             self.step, self.steps, self.current)
+        if update != self.told:
+            self.told = update
+            self._send(update)
+
+    def close(self) -> None:
+        """No more previews: a held one is dropped."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._held = None
+
+    def finish(self) -> None:
+        """The prompt succeeded: everything is done."""
+        self.close()
+        self.current, self.step, self.steps = None, None, None
+        self._tell(1.0)
+
+    def binary(self, frame: bytes, prompt_id: str) -> None:
+        decoded = decode_preview_frame(frame)
+        if decoded is None or self.sink is None:
+            return
+        frame_prompt, node, image = decoded
+        # The older frame names no prompt. It is still this prompt's: ComfyUI sends
+        # previews only to the socket of the client_id that queued the running prompt
+        # (server.client_id), and each run opens its own socket with a fresh client_id.
+        if frame_prompt is not None and frame_prompt != prompt_id:
+            return
+        step = self.step_of.get(node) if node is not None else self.step
+        self._held = (step, image)
+        wait = self._preview_at + PREVIEW_INTERVAL_S - self.clock()
+        if wait <= 0:
+            self._release()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._release)
+
+    def _release(self) -> None:
+        self._timer = None
+        if self._held is None:
+            return
+        (step, image), self._held = self._held, None
+        self._preview_at = self.clock()
+        try:
+            jpeg = small_jpeg(image)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            log.info("skipped a preview ComfyUI sent that Pillow cannot read: %s", exc)
+            return
+        self._send(JobPreview(step, jpeg))
+
+    def _send(self, event: JobProgress | JobPreview) -> None:
+        if self.sink is None:
+            return
+        try:
+            self.sink(event)
+        except Exception:  # a listener's bug must not fail the job: ComfyUI's work goes on
+            log.exception("the job's event listener failed on %s", type(event).__name__)
+
+
+@dataclass
+class _Submission:
+    """How far one run got: what its ending can and cannot claim."""
+
+    sent: bool = False  # POST /prompt went out: from here on, ComfyUI may run the job
+    queued: bool = False  # ComfyUI answered it: the job is in its queue
+    queued_at: float = 0.0
+    progress: _Progress | None = None
+
+
+@dataclass
+class _Stopping:
+    """A prompt being stopped in ComfyUI until it says how it ended."""
+
+    task: asyncio.Task[tuple[str, dict[str, Any] | None]]
+    requested: asyncio.Event  # set once ComfyUI was asked (delete, and interrupt if it runs)
+
+
+def stop_outcome(entry: dict[str, Any]) -> str:
+    """"success", "interrupted" or "error": how a history entry says the prompt ended."""
+    status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+    if status.get("status_str") == "success" or status.get("completed"):
+        return "success"
+    if status.get("status_str") is None and not status.get("messages"):
+        return "success"  # a ComfyUI that writes no status records only finished prompts
+    return "interrupted" if _interruption(entry) is not None else "error"
+
+
+def _interruption(entry: dict[str, Any]) -> dict[str, Any] | None:
+    for message in (entry.get("status") or {}).get("messages") or []:
+        if isinstance(message, list) and message and message[0] == "execution_interrupted":
+            return message[1] if len(message) > 1 and isinstance(message[1], dict) else {}
+        if isinstance(message, str) and message.startswith("execution_interrupted"):
+            return {}
+    return None
+
+
+def _interrupted_at(entry: dict[str, Any]) -> str:
+    data = _interruption(entry) or {}
+    return f"node {data['node_id']} ({data.get('node_type')})" if data.get("node_id") else "a node"
+
+
+@lru_cache(maxsize=1)
+def _snapshot_output_classes() -> frozenset[str]:
+    return output_node_classes(load_object_info())
 
 
 class ComfyUIClient:
@@ -123,11 +381,11 @@ class ComfyUIClient:
         self._object_info_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.cancel_watch_s = cancel_watch_s
-        self._watched: dict[str, asyncio.Task[None]] = {}
+        self._watched: dict[str, _Stopping] = {}
 
     async def aclose(self) -> None:
-        for task in list(self._watched.values()):
-            task.cancel()
+        for stopping in list(self._watched.values()):
+            stopping.task.cancel()
         if self._background:
             # sockets still closing get a moment, then go: shutdown must not hang on them
             _, slow = await asyncio.wait(set(self._background), timeout=0.5)
@@ -205,6 +463,13 @@ class ComfyUIClient:
             self._object_info, self._object_info_at = info, self._clock()
             return info, True
 
+    def _output_classes(self) -> frozenset[str]:
+        """Output node classes, from ComfyUI's object_info when it was read (check_graph
+        reads it), else from the shipped snapshot: no request on the way to queueing."""
+        if self._object_info is not None:
+            return output_node_classes(self._object_info)
+        return _snapshot_output_classes()
+
     def invalidate_object_info(self) -> None:
         self._object_info = None
 
@@ -279,55 +544,123 @@ class ComfyUIClient:
         return name
 
     async def run(self, graph: dict[str, Any], timeout_s: float, *, prompt_id: str | None = None,
-                  user_graph: bool = False,
-                  on_progress: Callable[[dict[str, Any]], None] | None = None) -> JobResult:
-        """Queue `graph` as `prompt_id`, wait for it, return its outputs. Past `timeout_s`
-        the job is cancelled in ComfyUI (see `cancel`) and DeadlineExceeded raised."""
+                  user_graph: bool = False, on_event: JobEventSink | None = None,
+                  cancel: asyncio.Event | None = None) -> JobResult:
+        """Queue `graph` as `prompt_id`, wait for it, return its outputs; `on_event` hears
+        its progress and previews. When `cancel` is set or `timeout_s` passes, the prompt is
+        stopped in ComfyUI and the ending is what ComfyUI says (see `_stopped`): JobCancelled
+        or DeadlineExceeded once it confirms, a JobResult with `stopped_late` when it finished
+        the job anyway. When the calling task is cancelled, the prompt is stopped too."""
         started = self._clock()
         prompt_id = prompt_id or new_prompt_id()
+        state = _Submission()
+        work = asyncio.create_task(self._execute(graph, prompt_id, user_graph, on_event, state))
+        asked = asyncio.create_task(cancel.wait()) if cancel is not None else None
+        try:
+            await asyncio.wait([t for t in (work, asked) if t is not None], timeout=timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            await self._stop_for_cancelled_caller(prompt_id, state)
+            raise
+        finally:
+            if asked is not None:
+                asked.cancel()
+        if work.done():
+            # it ended on its own, even if the stop was asked for at the same moment
+            return work.result()
+        work.cancel()
+        await asyncio.wait([work])
+        if not work.cancelled() and work.exception() is None:
+            return work.result()  # it finished as it was being cancelled
+        by_user = cancel is not None and cancel.is_set()
+        result = await self._stopped(graph, prompt_id, state, timeout_s, by_user=by_user)
+        result.timings = {"queue_ms": (state.queued_at - started) * 1000,
+                          "comfyui_ms": (self._clock() - state.queued_at) * 1000}
+        if state.progress is not None:
+            state.progress.finish()
+        return result
+
+    async def _execute(self, graph: dict[str, Any], prompt_id: str, user_graph: bool,
+                       on_event: JobEventSink | None, state: _Submission) -> JobResult:
+        started = self._clock()
         client_id = uuid.uuid4().hex
-        sent = False  # POST /prompt went out: from here on, ComfyUI may run the job
-        queued = False  # ComfyUI answered it: the job is in its queue
         ws: ClientConnection | None = None
         try:
-            async with asyncio.timeout(timeout_s):
-                # the socket opens before queueing so that no message of the job is missed
-                ws = await self._open_ws(client_id)
-                sent = True
-                await self._queue(graph, client_id, prompt_id, user_graph=user_graph)
-                queued, queued_at = True, self._clock()
-                done_by_ws = await self._follow(ws, prompt_id, on_progress) if ws else False
-                entry = await self._poll_history(prompt_id)
-                outputs = await self.fetch_outputs(graph, entry)
-        except TimeoutError:
-            if not sent:
-                raise DeadlineExceeded(f"the job did not start within the {timeout_s:.0f} s "
-                                       "deadline; it was never queued in ComfyUI") from None
-            gone = await self.cancel(prompt_id)
-            if gone and not queued:
-                # gone from /queue, but the unanswered POST /prompt may still land there
-                self._watch_cancel(prompt_id)
-            raise DeadlineExceeded(
-                f"the job did not finish within the {timeout_s:.0f} s deadline (ComfyUI prompt "
-                f"{prompt_id}); " + (
-                    "it was cancelled in ComfyUI" if gone and queued else
-                    "ComfyUI did not answer its queueing in time; the backend keeps removing it "
-                    f"from ComfyUI's queue for {self.cancel_watch_s:.0f} s" if gone else
-                    f"ComfyUI did not confirm the cancel within {CANCEL_CONFIRM_S:.0f} s, so the "
-                    "backend keeps cancelling it in the background")) from None
+            # the socket opens before queueing so that no message of the job is missed
+            ws = await self._open_ws(client_id)
+            state.sent = True
+            answer = await self._queue(graph, client_id, prompt_id, user_graph=user_graph)
+            state.queued, state.queued_at = True, self._clock()
+            skipped = {o for entry in (answer.get("node_errors") or {}).values()
+                       if isinstance(entry, dict) for o in entry.get("dependent_outputs") or []}
+            executed = nodes_to_execute(graph, self._output_classes(), skipped)
+            state.progress = _Progress(graph, executed, on_event, self._clock)
+            done_by_ws = await self._follow(ws, prompt_id, state.progress) if ws else False
+            entry = await self._poll_history(prompt_id)
+            outputs = await self.fetch_outputs(graph, entry)
         except ComfyUIUnavailable as exc:
-            if sent and not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+            if state.sent and not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
                 # POST /prompt (or a later request) went out and its answer was lost:
                 # ComfyUI may still hold the job, and nobody waits for it any more
-                self._watch_cancel(prompt_id)
+                self._watch_cancel(prompt_id, queued=state.queued)
             raise
         finally:
             if ws is not None:
                 self._close_later(ws)
+            if state.progress is not None:
+                state.progress.close()
+        state.progress.finish()
         finished = self._clock()
         return JobResult(prompt_id, outputs, "websocket" if done_by_ws else "history",
-                         {"queue_ms": (queued_at - started) * 1000,
-                          "comfyui_ms": (finished - queued_at) * 1000})
+                         {"queue_ms": (state.queued_at - started) * 1000,
+                          "comfyui_ms": (finished - state.queued_at) * 1000})
+
+    async def _stopped(self, graph: dict[str, Any], prompt_id: str, state: _Submission,
+                       timeout_s: float, *, by_user: bool) -> JobResult:
+        """The ending of a job stopped by `cancel` or its deadline, as ComfyUI tells it."""
+        error: type[JobCancelled | DeadlineExceeded] = JobCancelled if by_user else DeadlineExceeded
+        why = "the job was cancelled" if by_user else \
+            f"the job did not finish within the {timeout_s:.0f} s deadline"
+        if not state.sent:
+            raise error(f"{why}; it was never queued in ComfyUI")
+        if not state.queued:
+            # POST /prompt is unanswered: ComfyUI may still queue it, so nothing it says
+            # now can confirm the stop
+            self._watch_cancel(prompt_id, queued=False)
+            raise error(
+                f"{why} (ComfyUI prompt {prompt_id}); ComfyUI did not answer its queueing in "
+                "time, so whether it runs is unknown; the backend keeps removing it from "
+                f"ComfyUI's queue for {self.cancel_watch_s:.0f} s", confirmed=False)
+        # shielded: a caller cancelled meanwhile leaves the stop going in the background
+        outcome, entry = await asyncio.shield(self._watch_cancel(prompt_id, queued=True).task)
+        if outcome == "success":
+            # a node that cannot be interrupted was running: ComfyUI finished the job
+            log.info("prompt %s finished in ComfyUI although it was stopped; keeping its "
+                     "outputs", prompt_id)
+            outputs = await self.fetch_outputs(graph, entry or {})
+            return JobResult(prompt_id, outputs, "history", stopped_late=True)
+        if outcome == "error":
+            raise ComfyUIJobFailed(f"ComfyUI failed the job: {history_error(entry or {})}")
+        how = ("taken off its queue before it started" if outcome == "removed" else
+               f"interrupted at {_interrupted_at(entry or {})}")
+        raise error(f"{why} (ComfyUI prompt {prompt_id}); it was cancelled in ComfyUI: {how}")
+
+    async def _stop_for_cancelled_caller(self, prompt_id: str, state: _Submission) -> None:
+        """The calling task was cancelled (its caller went away, Modal cancelled the
+        function call): stop the prompt in ComfyUI so the next job does not queue behind
+        it. Shielded, the caller waits until the stop was asked of ComfyUI (delete, and
+        interrupt if it runs), not for the confirmation, which a node that cannot be
+        interrupted may hold back for minutes; that goes on in the background."""
+        if not state.sent:
+            return
+        stopping = self._watch_cancel(prompt_id, queued=state.queued)
+        asked = asyncio.create_task(stopping.requested.wait())
+        try:
+            await asyncio.shield(asyncio.wait([stopping.task, asked],
+                                              return_when=asyncio.FIRST_COMPLETED))
+        finally:
+            asked.cancel()
 
     def _close_later(self, ws: ClientConnection) -> None:
         # The close handshake can take up to close_timeout; the caller need not wait.
@@ -337,16 +670,21 @@ class ComfyUIClient:
 
     async def _open_ws(self, client_id: str) -> ClientConnection | None:
         try:
-            return await connect(_ws_url(self.base_url, client_id), max_size=None,
-                                 open_timeout=10, ping_interval=20, ping_timeout=20,
-                                 close_timeout=2)
+            ws = await connect(_ws_url(self.base_url, client_id), max_size=None,
+                               open_timeout=10, ping_interval=20, ping_timeout=20,
+                               close_timeout=2)
+            # ComfyUI reads a first message of feature flags: with this one its previews
+            # carry their prompt id (PREVIEW_IMAGE_WITH_METADATA)
+            await ws.send(json.dumps(FEATURE_FLAGS))
+            return ws
         except (OSError, WebSocketException, TimeoutError) as exc:
             # no socket is no reason to fail: history polling still sees the job end
             log.warning("ComfyUI /ws unavailable (%s); following the job by polling", exc)
             return None
 
     async def _queue(self, graph: dict[str, Any], client_id: str, prompt_id: str, *,
-                     user_graph: bool) -> None:
+                     user_graph: bool) -> dict[str, Any]:
+        """POST /prompt; ComfyUI's answer (its `node_errors` name outputs that will not run)."""
         response = await self._request(
             "POST", "/prompt", json={"prompt": graph, "client_id": client_id, "prompt_id": prompt_id})
         try:
@@ -367,18 +705,19 @@ class ComfyUIClient:
                 f"ComfyUI queued the job as {body['prompt_id']!r}, not as the prompt id "
                 f"{prompt_id!r} the backend chose; this ComfyUI is too old (v0.12.1 or newer "
                 "takes a client's prompt_id)")
+        return body
 
-    async def _follow(self, ws: ClientConnection, prompt_id: str,
-                      on_progress: Callable[[dict[str, Any]], None] | None) -> bool:
+    async def _follow(self, ws: ClientConnection, prompt_id: str, progress: _Progress) -> bool:
         """True when the socket saw the job succeed; False when it dropped first.
         Raises ComfyUIJobFailed when the job fails."""
         try:
             async for raw in ws:
                 if isinstance(raw, bytes):
-                    continue  # preview images
+                    progress.binary(raw, prompt_id)
+                    continue
                 message = json.loads(raw)
                 kind, data = message.get("type"), message.get("data") or {}
-                if data.get("prompt_id") != prompt_id:
+                if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
                     continue
                 if kind == "execution_success":
                     return True
@@ -390,8 +729,7 @@ class ComfyUIClient:
                         f"({data.get('node_type')}); someone called /interrupt on it")
                 if kind == "executing" and data.get("node") is None:
                     return True  # older ComfyUI: node None ends the job
-                if on_progress and kind in ("progress", "executing"):
-                    on_progress({"type": kind, **data})
+                progress.message(kind, data)
         except (WebSocketException, OSError, json.JSONDecodeError) as exc:
             log.warning("ComfyUI socket dropped while following %s (%s); polling history",
                         prompt_id, exc)
@@ -464,72 +802,84 @@ class ComfyUIClient:
             content_type = mimetypes.guess_type(item["filename"])[0] or content_type
         return OutputFile(node_id, item["filename"], content_type, response.content)
 
-    async def _cancel_round(self, prompt_id: str) -> bool:
-        """One attempt; True when /queue no longer lists `prompt_id`.
+    async def _stop(self, prompt_id: str, *, queued: bool,
+                    requested: asyncio.Event) -> tuple[str, dict[str, Any] | None]:
+        """Stop `prompt_id` and wait for ComfyUI's word on how it ended: ("removed", None)
+        taken off the queue before it started; ("interrupted" | "success" | "error",
+        history entry). Asks again with backoff while ComfyUI does not answer; past
+        cancel_watch_s raises ComfyUIUnavailable, the outcome unknown. `queued`: ComfyUI
+        answered its POST /prompt; if not, the prompt may still arrive, so its absence
+        from the queue and the history proves nothing and only its history entry ends this."""
+        give_up = self._clock() + self.cancel_watch_s
+        delay = 0.05
+        while True:
+            try:
+                outcome = await self._stop_round(prompt_id, queued=queued)
+                requested.set()
+                if outcome is not None:
+                    return outcome
+            except ApiError as exc:  # frozen or gone: the next round asks again
+                log.info("stopping prompt %s: %s", prompt_id, exc.message)
+            if self._clock() >= give_up:
+                raise ComfyUIUnavailable(
+                    f"ComfyUI did not say how prompt {prompt_id} ended within "
+                    f"{self.cancel_watch_s:.0f} s of stopping it; its outcome is unknown (see "
+                    f"ComfyUI's /history/{prompt_id})")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, CANCEL_WATCH_MAX_INTERVAL_S)
+
+    async def _stop_round(self, prompt_id: str, *,
+                          queued: bool) -> tuple[str, dict[str, Any] | None] | None:
+        """One attempt; the outcome once ComfyUI tells it, else None.
 
         Delete first: a prompt deleted while pending can never start. Then read /queue:
         after the delete the prompt is either gone or running, and a running one is
-        interrupted (by id: ComfyUI interrupts only that prompt) and checked again on the
-        next round. Reading /queue first and acting on it would miss a job that starts in
-        between."""
+        interrupted (by id: ComfyUI interrupts only that prompt) and asked about again on
+        the next round. ComfyUI checks an interrupt only before each node and inside
+        sampler steps, so the node running now may finish, and with it the prompt: only
+        its history entry says which. A prompt ComfyUI takes off /queue is in its history
+        at that moment (one lock), so one that is in neither was deleted while pending."""
         timeout = CANCEL_REQUEST_TIMEOUT_S
         await self._request("POST", "/queue", json={"delete": [prompt_id]}, timeout=timeout)
         running, pending = queue_ids(await self._json("GET", "/queue", timeout=timeout))
         if prompt_id in running:
             await self._request("POST", "/interrupt", json={"prompt_id": prompt_id},
                                 timeout=timeout)
-            return False
-        return prompt_id not in pending
+            return None
+        if prompt_id in pending:
+            return None  # a stale read: the next round deletes it again
+        history = await self._json("GET", f"/history/{prompt_id}", timeout=timeout)
+        entry = history.get(prompt_id) if isinstance(history, dict) else None
+        if isinstance(entry, dict):
+            return stop_outcome(entry), entry
+        return ("removed", None) if queued else None
 
-    async def cancel(self, prompt_id: str) -> bool:
-        """Cancel `prompt_id`, pending or running; True once /queue shows it gone.
-        Unconfirmed within CANCEL_CONFIRM_S, it is left to a background watcher."""
-        delay = 0.05
-        try:
-            async with asyncio.timeout(CANCEL_CONFIRM_S):
-                while not await self._try_cancel_round(prompt_id):
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                return True
-        except TimeoutError:
-            log.warning("ComfyUI did not confirm the cancel of prompt %s; retrying in the "
-                        "background", prompt_id)
-            self._watch_cancel(prompt_id)
-            return False
+    async def cancel(self, prompt_id: str) -> None:
+        """Stop `prompt_id` in the background, pending, running or still on its way to
+        ComfyUI (its POST /prompt unanswered); ComfyUI's history says how it ended."""
+        self._watch_cancel(prompt_id, queued=False)
 
-    async def _try_cancel_round(self, prompt_id: str) -> bool:
-        try:
-            return await self._cancel_round(prompt_id)
-        except ApiError as exc:
-            log.info("cancel of prompt %s: %s", prompt_id, exc.message)
-            return False
+    def _watch_cancel(self, prompt_id: str, *, queued: bool = False,
+                      ) -> _Stopping:
+        """Stop `prompt_id` in a task of its own (see `_stop`), which outlives its caller
+        (shield it to wait); one per prompt; its outcome is logged."""
+        if prompt_id not in self._watched:
+            requested = asyncio.Event()
+            task = asyncio.create_task(self._stop(prompt_id, queued=queued, requested=requested))
+            self._watched[prompt_id] = _Stopping(task, requested)
+            task.add_done_callback(lambda done: self._stopped_watching(prompt_id, done))
+        return self._watched[prompt_id]
 
-    def _watch_cancel(self, prompt_id: str) -> None:
-        """Keep cancelling `prompt_id` until ComfyUI's history has it (it ended, or was
-        interrupted) or CANCEL_WATCH_S pass: its POST /prompt may still be on its way."""
-        if prompt_id in self._watched:
+    def _stopped_watching(self, prompt_id: str,
+                          done: asyncio.Task[tuple[str, dict[str, Any] | None]]) -> None:
+        self._watched.pop(prompt_id, None)
+        if done.cancelled():
             return
-        task = asyncio.create_task(self._watch(prompt_id))
-        self._watched[prompt_id] = task
-        task.add_done_callback(lambda _: self._watched.pop(prompt_id, None))
-
-    async def _watch(self, prompt_id: str) -> None:
-        give_up = self._clock() + self.cancel_watch_s
-        delay = 0.25
-        while self._clock() < give_up:
-            await self._try_cancel_round(prompt_id)
-            try:
-                history = await self._json("GET", f"/history/{prompt_id}",
-                                           timeout=CANCEL_REQUEST_TIMEOUT_S)
-                if isinstance(history, dict) and prompt_id in history:
-                    log.info("prompt %s has ended in ComfyUI; stopped watching it", prompt_id)
-                    return
-            except ApiError as exc:  # still frozen or gone: the next round asks again
-                log.debug("watching prompt %s: %s", prompt_id, exc.message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, CANCEL_WATCH_MAX_INTERVAL_S)
-        log.warning("gave up cancelling prompt %s after %.0f s", prompt_id, self.cancel_watch_s)
+        if done.exception() is not None:
+            log.warning("gave up stopping prompt %s: %s", prompt_id, done.exception())
+            return
+        log.info("prompt %s, stopped, ended in ComfyUI as: %s", prompt_id, done.result()[0])
 
     def watching(self) -> set[str]:
-        """Prompt ids still being cancelled in the background."""
+        """Prompt ids still being stopped in the background."""
         return set(self._watched)

@@ -94,7 +94,9 @@ def write_extra_model_paths(layout: ContainerLayout) -> None:
 #   stays referenced (so resident in GPU memory while it fits, else offloaded to RAM)
 #   instead of being dropped when another graph runs, so switching Dev, Schnell, LoRAs
 #   and PuLID does not read a model from the Volume again.
-COMFYUI_ARGS = ("--disable-api-nodes", "--cache-lru", "128")
+# --preview-method taesd: live previews from TAESD when its decoder is in models/vae_approx,
+# else latent2rgb (no extra model); v0.12.1's `auto` always means latent2rgb.
+COMFYUI_ARGS = ("--disable-api-nodes", "--cache-lru", "128", "--preview-method", "taesd")
 
 
 def comfyui_command(layout: ContainerLayout) -> list[str]:

@@ -97,11 +97,27 @@ class ModelNotInstalled(ApiError):
     status, code = 503, "model_not_installed"
 
 
-class DeadlineExceeded(ApiError):
-    """The job did not finish within the deadline (RYLA_DEADLINE_S); the message says
-    whether ComfyUI confirmed it cancelled."""
+class _Stopped(ApiError):
+    """A job stopped before it finished. `confirmed`: ComfyUI said so (taken off its queue
+    before it started, or its history says interrupted), or it never reached ComfyUI; False
+    when ComfyUI's answer could not be had, so the outcome is unknown."""
+
+    def __init__(self, message: str, field: str | None = None, *, confirmed: bool = True) -> None:
+        super().__init__(message, field)
+        self.confirmed = confirmed
+
+
+class DeadlineExceeded(_Stopped):
+    """The job did not finish within the deadline (RYLA_DEADLINE_S) and ComfyUI stopped it
+    (or, unconfirmed, could not be asked)."""
 
     status, code = 504, "deadline_exceeded"
+
+
+class JobCancelled(_Stopped):
+    """Someone cancelled the job (DELETE /jobs/{id}, Stop, Ctrl-C) and ComfyUI stopped it."""
+
+    status, code = 409, "cancelled"
 
 
 class InternalError(ApiError):

@@ -1,5 +1,5 @@
 """Small things several test areas build: a free loopback port, a well-formed
-safetensors file."""
+safetensors file, a model-free ComfyUI graph."""
 
 from __future__ import annotations
 
@@ -26,3 +26,22 @@ def safetensors_bytes(tensors: int = 2) -> bytes:
         offset += 8
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + bytes(offset)
+
+
+BLUR_CHAIN_SAVE = "99"  # the SaveImage of blur_chain
+
+
+def blur_chain(blurs: int, size: int, prefix: str, color: int = 0x336699) -> dict:
+    """EmptyImage -> ImageBlur x `blurs` -> SaveImage: a graph a ComfyUI runs without any
+    model, node by node (ids "1", "2", ..., then BLUR_CHAIN_SAVE)."""
+    graph: dict = {"1": {"class_type": "EmptyImage", "inputs": {
+        "width": size, "height": size, "batch_size": 1, "color": color}}}
+    previous = "1"
+    for index in range(blurs):
+        node_id = str(index + 2)
+        graph[node_id] = {"class_type": "ImageBlur",
+                          "inputs": {"image": [previous, 0], "blur_radius": 5, "sigma": 1.0}}
+        previous = node_id
+    graph[BLUR_CHAIN_SAVE] = {"class_type": "SaveImage",
+                              "inputs": {"images": [previous, 0], "filename_prefix": prefix}}
+    return graph

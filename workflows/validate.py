@@ -18,6 +18,7 @@ hit, instead of exhausting our own stack; a ``class_type`` that is not a string 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,20 +314,37 @@ class _Validator:
                  "received_value": value})
         return None
 
-    def upstream_of(self, node_id: str) -> set[str]:
-        """Every node reachable backwards through links from node_id, itself included."""
-        seen: set[str] = set()
-        stack = [node_id]
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in self.graph:
-                continue
-            seen.add(current)
-            inputs = self.graph[current].get("inputs")
-            for value in (inputs.values() if isinstance(inputs, dict) else ()):
-                if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-                    stack.append(value[0])
-        return seen
+
+def upstream_of(graph: dict, node_id: str) -> set[str]:
+    """Every node reachable backwards through links from node_id, itself included."""
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        current = stack.pop()
+        if current in seen or not isinstance(graph.get(current), dict):
+            continue
+        seen.add(current)
+        inputs = graph[current].get("inputs")
+        for value in (inputs.values() if isinstance(inputs, dict) else ()):
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                stack.append(value[0])
+    return seen
+
+
+def output_node_classes(object_info: dict) -> frozenset[str]:
+    """The node classes ComfyUI runs a graph for (SaveImage, PreviewImage, ...)."""
+    return frozenset(name for name, spec in object_info.items()
+                     if isinstance(spec, dict) and spec.get("output_node") is True)
+
+
+def nodes_to_execute(graph: dict, output_classes: Collection[str],
+                     skipped_outputs: Collection[str] = ()) -> set[str]:
+    """The nodes ComfyUI executes for a queued graph: those its output nodes (less the ones
+    that failed validation) depend on; a node nothing needs never runs."""
+    outputs = [node_id for node_id, node in graph.items()
+               if isinstance(node, dict) and isinstance(node.get("class_type"), str)
+               and node["class_type"] in output_classes and node_id not in skipped_outputs]
+    return set().union(*(upstream_of(graph, o) for o in outputs))
 
 
 def _prompt_problem(kind: str, node_id: str | None, class_type: str | None, message: str,
@@ -394,7 +412,7 @@ def validate_graph(graph: dict, object_info: dict) -> list[GraphProblem]:
         if not result.ok:
             failed_outputs.append(output_id)
 
-    dependents = {o: validator.upstream_of(o) for o in failed_outputs}
+    dependents = {o: upstream_of(graph, o) for o in failed_outputs}
     found: list[GraphProblem] = []
     for node_id, result in validator.results.items():
         if result.ok or not result.errors:

@@ -23,7 +23,9 @@ Runs in a worker thread; talks to the server only through `JobContext` callbacks
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -47,6 +49,7 @@ IDENTITY_NODES = frozenset({"ApplyInstantID", "ApplyInstantIDAdvanced", "ApplyPu
 # The pasted reference fills at most this share of the frame's width and height.
 _REFERENCE_FILL = 0.8
 _DEFAULT_SIZE = 64
+PREVIEW_SIZE = 64  # the previews' side; upstream's are up to --preview-size (512)
 
 
 class ExecutionFailed(Exception):
@@ -67,6 +70,16 @@ class Interrupted(Exception):
         super().__init__(f"interrupted at node {node_id}")
         self.node_id = node_id
         self.node_type = node_type
+
+
+class Stopped(Exception):
+    """The job ended early (failed or interrupted); `outputs` are what its output nodes
+    saved before that, kept in its history entry as upstream keeps them."""
+
+    def __init__(self, cause: ExecutionFailed | Interrupted, outputs: dict[str, dict]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.outputs = outputs
 
 
 @dataclass(frozen=True)
@@ -94,9 +107,15 @@ class JobContext:
     temp_dir: Path
     emit: Callable[[dict], None]
     interrupt: threading.Event
+    # a sampler step's preview (node id, JPEG): the server frames it for the client
+    preview: Callable[[str, bytes], None] | None = None
     step_delay: float = 0.0
     fail_message: str | None = None
     hang: bool = False
+    # nodes of this class wait for the event and never see an interrupt while they run
+    hold: tuple[str, threading.Event] | None = None
+    # the node running now, for tests to wait on
+    running_node: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +189,7 @@ class _Run:
         self.ctx = ctx
         self.values: dict[str, list[Value]] = {}
         self.result = JobResult()
+        self.states: dict[str, tuple[str, float, float]] = {}  # progress_state's nodes
 
     def wait(self, node_id: str, seconds: float) -> None:
         """Sleep that an interrupt ends at once."""
@@ -189,13 +209,17 @@ class _Run:
         ctx = self.ctx
         order = execution_order(ctx.graph, ctx.outputs_to_run)
         fail_at = next((n for n in order if ctx.graph[n]["class_type"] in SAMPLERS), order[0])
-        states: dict[str, str] = {}
+        states = self.states
         for node_id in order:
             class_type = ctx.graph[node_id]["class_type"]
-            states[node_id] = "running"
+            states[node_id] = ("running", 0.0, 1.0)
             ctx.emit(wire.progress_state(ctx.prompt_id, states))
             ctx.emit(wire.executing(ctx.prompt_id, node_id))
+            ctx.running_node[:] = [node_id]
+            # ComfyUI checks for an interrupt as a node starts and inside sampler steps only
             self.wait(node_id, ctx.step_delay)
+            if ctx.hold is not None and ctx.hold[0] == class_type:
+                ctx.hold[1].wait()  # a node that cannot be interrupted, however long it takes
             if ctx.hang:
                 ctx.interrupt.wait()
                 raise Interrupted(node_id, class_type)
@@ -203,7 +227,7 @@ class _Run:
                 raise ExecutionFailed(node_id, class_type, "RuntimeError", ctx.fail_message)
             self.values[node_id] = self.execute(node_id, class_type)
             self.result.executed.append(node_id)
-            states[node_id] = "finished"
+            states[node_id] = ("finished", 1.0, 1.0)
             if node_id in self.result.outputs:
                 ctx.emit(wire.executed(ctx.prompt_id, node_id, self.result.outputs[node_id]))
             ctx.emit(wire.progress_state(ctx.prompt_id, states))
@@ -249,6 +273,12 @@ class _Run:
             steps = source.get("steps", 1) if isinstance(source.get("steps"), int) else 1
         for step in range(1, steps + 1):
             self.wait(node_id, self.ctx.step_delay)
+            # upstream's progress hook: the progress state (and, to a client that asked for
+            # metadata, the preview), then `progress`, then the older preview frame
+            self.states[node_id] = ("running", float(step), float(steps))
+            self.ctx.emit(wire.progress_state(self.ctx.prompt_id, self.states))
+            if self.ctx.preview is not None:
+                self.ctx.preview(node_id, preview_jpeg(node_id, step, steps))
             self.ctx.emit(wire.progress(self.ctx.prompt_id, node_id, step, steps))
 
     def load_image(self, node_id: str, name: str) -> list[Value]:
@@ -308,7 +338,15 @@ class _Run:
         kind = "temp" if class_type in PREVIEW_NODES else "output"
         root = self.ctx.temp_dir if kind == "temp" else self.ctx.output_dir
         prefix = str(inputs.get("filename_prefix", "ComfyUI"))
-        subfolder, _, base = prefix.rpartition("/")
+        # upstream's get_save_image_path: the prefix's folder part, normalized, must stay
+        # inside the output folder
+        output_dir = os.path.abspath(root)
+        subfolder = os.path.dirname(os.path.normpath(prefix))
+        base = os.path.basename(os.path.normpath(prefix))
+        full = os.path.join(output_dir, subfolder)
+        if os.path.commonpath((output_dir, os.path.abspath(full))) != output_dir:
+            raise ExecutionFailed(node_id, class_type, "Exception",
+                                  wire.save_outside_output_message(full, output_dir))
         folder = root / subfolder
         folder.mkdir(parents=True, exist_ok=True)
         counter = _next_counter(folder, base)
@@ -333,6 +371,21 @@ class _Run:
         self.result.outputs[node_id] = ui
 
 
+def preview_jpeg(node_id: str, step: int, steps: int) -> bytes:
+    """A small latent-preview stand-in: brighter at each step."""
+    level = round(255 * step / steps)
+    out = io.BytesIO()
+    Image.new("RGB", (PREVIEW_SIZE, PREVIEW_SIZE), (level, 64, 255 - level)).save(
+        out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
 def run_job(ctx: JobContext) -> JobResult:
-    """Execute the graph; raises ExecutionFailed or Interrupted."""
-    return _Run(ctx).run()
+    """Execute the graph; raises Stopped (an ExecutionFailed or Interrupted cause)."""
+    run = _Run(ctx)
+    try:
+        return run.run()
+    except (ExecutionFailed, Interrupted) as cause:
+        raise Stopped(cause, run.result.outputs) from cause
+    finally:
+        ctx.running_node.clear()

@@ -37,8 +37,8 @@ from tests.builders import free_port
 from tests.comfyui_double import wire
 from tests.comfyui_double.executor import (
     ExecutionFailed,
-    Interrupted,
     JobContext,
+    Stopped,
     run_job,
 )
 from workflows.manifest import MODEL_MANIFEST, installed_by_folder
@@ -81,8 +81,10 @@ class Job:
     fail_message: str | None = None
     hang: bool = False
     drop_socket: bool = False
+    hold: tuple[str, threading.Event] | None = None  # see ComfyUIDouble.hold_next
     status: str = "pending"  # pending, running, success, error, interrupted
     interrupt: threading.Event = field(default_factory=threading.Event, repr=False)
+    running_node: list[str] = field(default_factory=list)  # [node id] while one runs
 
 
 def _safe_join(root: Path, *parts: str) -> Path | None:
@@ -109,6 +111,8 @@ class ComfyUIDouble:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.step_delay = 0.0  # seconds per node and per sampler step, to watch concurrency
+        # sampler steps send latent previews, as a ComfyUI started with --preview-method
+        self.previews = True
         self.jobs: list[Job] = []
         self._snapshot = load_object_info()
         self._workers = 1
@@ -139,7 +143,9 @@ class ComfyUIDouble:
         self.running_jobs: list[Job] = []  # in start order
         self._tasks: set[asyncio.Task] = set()
         self.sockets: dict[str, tuple[web.WebSocketResponse, asyncio.Queue]] = {}
-        self._faults = {"fail": None, "hang": False, "drop": False}
+        # client ids that sent feature flags with supports_preview_metadata
+        self.preview_metadata: set[str] = set()
+        self._faults = {"fail": None, "hang": False, "drop": False, "hold": None}
         # one-shot faults of the server itself (not of a job); see freeze_next_prompt and
         # start_pending_during_next_queue_read
         self._freeze_next_prompt_s = 0.0
@@ -190,6 +196,7 @@ class ComfyUIDouble:
 
         self._call_in_loop(clear)
         self.step_delay = 0.0
+        self.previews = True
         self.workers = 1
 
     async def _drain(self) -> None:
@@ -200,9 +207,9 @@ class ComfyUIDouble:
             await asyncio.wait(set(self._tasks))
 
     def _clear_state_keep_sockets(self) -> None:
-        sockets, tasks = self.sockets, self._tasks
+        sockets, tasks, flags = self.sockets, self._tasks, self.preview_metadata
         self._clear_state()
-        self.sockets, self._tasks = sockets, tasks
+        self.sockets, self._tasks, self.preview_metadata = sockets, tasks, flags
 
     def _interrupt_everything(self) -> None:
         def stop_jobs() -> None:
@@ -283,6 +290,15 @@ class ComfyUIDouble:
         at workers=1 it blocks the queue)."""
         self._faults["hang"] = True
 
+    def hold_next(self, class_type: str) -> threading.Event:
+        """In the next queued job, nodes of `class_type` run until the returned event is
+        set and cannot be interrupted meanwhile, like a ComfyUI node that never checks
+        (SaveAnimatedPNG compressing, a large EmptyImage): ComfyUI looks for an interrupt
+        only before a node starts and inside sampler steps."""
+        release = threading.Event()
+        self._faults["hold"] = (class_type, release)
+        return release
+
     def drop_socket_next(self) -> None:
         """The server closes the websocket of the next job's client mid-job; the job still
         finishes and lands in /history."""
@@ -330,8 +346,8 @@ class ComfyUIDouble:
         job = Job(prompt_id=prompt_id, number=self._number, graph=graph, client_id=client_id,
                   outputs_to_run=outputs_to_run, create_time=wire.now_ms(),
                   fail_message=self._faults["fail"], hang=self._faults["hang"],
-                  drop_socket=self._faults["drop"])
-        self._faults = {"fail": None, "hang": False, "drop": False}
+                  drop_socket=self._faults["drop"], hold=self._faults["hold"])
+        self._faults = {"fail": None, "hang": False, "drop": False, "hold": None}
         self._number += 1
         self.jobs.append(job)
         self.pending.append(job)
@@ -383,26 +399,31 @@ class ComfyUIDouble:
                          outputs_to_run=job.outputs_to_run, object_info=self._snapshot,
                          input_dir=self.input_dir, output_dir=self.output_dir,
                          temp_dir=self.temp_dir, emit=emit, interrupt=job.interrupt,
+                         preview=self._previewer(job, emit) if self.previews else None,
                          step_delay=self.step_delay, fail_message=job.fail_message,
-                         hang=job.hang)
+                         hang=job.hang, hold=job.hold, running_node=job.running_node)
         try:
             result = await self._loop.run_in_executor(self._pool, run_job, ctx)
-        except ExecutionFailed as failed:
-            job.status = "error"
-            node_inputs = job.graph[failed.node_id]["inputs"]
-            final = wire.execution_error(
-                job.prompt_id, failed.node_id, failed.node_type, [], failed.message,
-                failed.exception_type,
-                [f'  File "<comfyui-double>/executor.py", in {failed.node_type}\n'],
-                {k: [v] for k, v in node_inputs.items() if not isinstance(v, list)},
-                list(dict.fromkeys(job.outputs_to_run + [failed.node_id])))
-            self._record(job, {}, "error", kept + [final], {})
-            emit(final)
-        except Interrupted as stopped:
-            job.status = "interrupted"
-            final = wire.execution_interrupted(job.prompt_id, stopped.node_id,
-                                               stopped.node_type, [])
-            self._record(job, {}, "error", kept + [final], {})
+        except Stopped as stopped:
+            # Upstream keeps what the output nodes saved before the failure or interrupt,
+            # and writes status_str "error", completed false, for both.
+            outputs = stopped.outputs
+            meta = {node_id: wire.output_meta(node_id) for node_id in outputs}
+            if isinstance(stopped.cause, ExecutionFailed):
+                failed = stopped.cause
+                job.status = "error"
+                node_inputs = job.graph[failed.node_id]["inputs"]
+                final = wire.execution_error(
+                    job.prompt_id, failed.node_id, failed.node_type, [], failed.message,
+                    failed.exception_type,
+                    [f'  File "<comfyui-double>/executor.py", in {failed.node_type}\n'],
+                    {k: [v] for k, v in node_inputs.items() if not isinstance(v, list)},
+                    list(dict.fromkeys(job.outputs_to_run + [failed.node_id])))
+            else:
+                job.status = "interrupted"
+                final = wire.execution_interrupted(job.prompt_id, stopped.cause.node_id,
+                                                   stopped.cause.node_type, [])
+            self._record(job, outputs, "error", kept + [final], meta)
             emit(final)
         else:
             job.status = "success"
@@ -410,7 +431,8 @@ class ComfyUIDouble:
             final = wire.execution_success(job.prompt_id)
             self._record(job, result.outputs, "success", kept + [final], meta)
             emit(final)
-            emit(wire.executing(job.prompt_id, None))
+        # upstream's prompt worker ends every prompt so, whatever its outcome
+        emit(wire.executing(job.prompt_id, None))
 
     def _record(self, job: Job, outputs: dict, status_str: str, messages: list[dict],
                 meta: dict) -> None:
@@ -429,20 +451,33 @@ class ComfyUIDouble:
             nonlocal dropped
             message = pending_message.popleft()
             self.send_to(job.client_id, message)
-            if job.drop_socket and not dropped and message["type"] == "executing":
+            if (job.drop_socket and not dropped and isinstance(message, dict)
+                    and message["type"] == "executing"):
                 dropped = True
                 self.close_socket(job.client_id)
 
-        pending_message: collections.deque[dict] = collections.deque()
+        pending_message: collections.deque[dict | bytes] = collections.deque()
 
-        def emit(message: dict) -> None:
+        def emit(message: dict | bytes) -> None:
             # Any thread: queued in order onto the loop.
             pending_message.append(message)
             self._loop.call_soon_threadsafe(put)
 
         return emit
 
-    def send_to(self, client_id: str | None, message: dict) -> None:
+    def _previewer(self, job: Job, emit):  # noqa: ANN202 - a closure
+        """Frames a step's preview for the job's client: with its prompt id when the
+        client asked for metadata, else the older frame; both in the job's message order."""
+
+        def preview(node_id: str, jpeg: bytes) -> None:
+            if job.client_id in self.preview_metadata:
+                emit(wire.preview_frame_with_metadata(jpeg, job.prompt_id, node_id))
+            else:
+                emit(wire.preview_frame(jpeg))
+
+        return preview
+
+    def send_to(self, client_id: str | None, message: dict | bytes) -> None:
         if client_id in self.sockets:
             self.sockets[client_id][1].put_nowait(message)
 
@@ -509,17 +544,34 @@ def build_app(double: ComfyUIDouble) -> web.Application:
                 if message is _CLOSE:
                     await ws.close()
                     return
-                await ws.send_str(json.dumps(message))
+                if isinstance(message, bytes):
+                    await ws.send_bytes(message)  # a preview frame
+                else:
+                    await ws.send_str(json.dumps(message))
 
         sender = asyncio.create_task(send_all())
+        first = True
         try:
             async for message in ws:
                 if message.type == WSMsgType.ERROR:
                     break
+                if message.type == WSMsgType.TEXT and first:
+                    # upstream reads feature flags from a client's first message only
+                    first = False
+                    try:
+                        data = json.loads(message.data)
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict) and data.get("type") == "feature_flags":
+                        flags = data.get("data") if isinstance(data.get("data"), dict) else {}
+                        if flags.get("supports_preview_metadata") is True:
+                            double.preview_metadata.add(sid)
+                        outbox.put_nowait(wire.server_feature_flags())
         finally:
             sender.cancel()
             if double.sockets.get(sid, (None,))[0] is ws:
                 del double.sockets[sid]
+                double.preview_metadata.discard(sid)
         return ws
 
     @routes.get("/history")

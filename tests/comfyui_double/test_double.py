@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class Client:
         self.socket = websocket.create_connection(f"{double.ws_url}?clientId={self.client_id}",
                                                   timeout=GUARD_S)
         self.messages: list[dict] = []
+        self.frames: list[bytes] = []  # binary frames: previews
 
     def queue(self, graph: dict) -> str:
         response = requests.post(f"{self.double.url}/prompt", timeout=GUARD_S,
@@ -56,7 +58,9 @@ class Client:
         return response.json()["prompt_id"]
 
     def _receive(self) -> dict:
-        message = json.loads(self.socket.recv())
+        while isinstance(raw := self.socket.recv(), bytes):
+            self.frames.append(raw)
+        message = json.loads(raw)
         self.messages.append(message)
         return message
 
@@ -504,3 +508,105 @@ def test_extra_model_dir_files_are_listed_live(comfyui_double: ComfyUIDouble,
     assert "character-ana.safetensors" in lora_choices()
     with pytest.raises(ValueError):
         comfyui_double.add_model_dir("no-such-folder", loras)
+
+
+def preview_frames(frames: list[bytes]) -> list[tuple[int, bytes, bytes]]:
+    """(event type, the 4 bytes after it, the rest) of each binary frame."""
+    return [(struct.unpack(">I", f[:4])[0], f[4:8], f[8:]) for f in frames]
+
+
+def test_sampler_steps_send_upstreams_older_preview_frames(comfyui_double: ComfyUIDouble,
+                                                           client: Client) -> None:
+    # a client that sent no feature flags: PREVIEW_IMAGE (1), then image type 1 (JPEG)
+    prompt_id = client.queue(flux_graph(5, size=64))
+    client.finish(prompt_id)
+    frames = preview_frames(client.frames)
+    assert len(frames) == 3  # one a step
+    for event, image_type, image in frames:
+        assert (event, struct.unpack(">I", image_type)[0]) == (1, 1)
+        assert Image.open(io.BytesIO(image)).format == "JPEG"
+
+
+def test_previews_carry_their_prompt_for_a_client_that_asks(comfyui_double: ComfyUIDouble,
+                                                             client: Client) -> None:
+    client.socket.send(json.dumps({"type": "feature_flags",
+                                   "data": {"supports_preview_metadata": True}}))
+    client._await(lambda m: m["type"] == "feature_flags")  # upstream answers with its own
+    prompt_id = client.queue(flux_graph(5, size=64))
+    client.finish(prompt_id)
+    frames = preview_frames(client.frames)
+    assert len(frames) == 3
+    for event, length, rest in frames:
+        assert event == 4  # PREVIEW_IMAGE_WITH_METADATA: a length, JSON, the image
+        size = struct.unpack(">I", length)[0]
+        metadata = json.loads(rest[:size])
+        assert metadata["prompt_id"] == prompt_id and metadata["node_id"] == "8"
+        assert metadata["image_type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(rest[size:])).format == "JPEG"
+    # the progress state before each frame says its step, as upstream sends it
+    steps = [m["data"]["nodes"]["8"]["value"] for m in client.messages
+             if m["type"] == "progress_state" and m["data"]["nodes"].get("8", {}).get("state")
+             == "running" and m["data"]["nodes"]["8"]["value"] > 0]
+    assert steps == [1, 2, 3]
+
+
+def test_interrupted_prompt_history_is_upstreams(comfyui_double: ComfyUIDouble,
+                                                  client: Client) -> None:
+    """Outputs saved before the interrupt stay in the history, the status is "error" with
+    an execution_interrupted message, and `executing` None ends the prompt."""
+    release = comfyui_double.hold_next("ImageInvert")
+    graph = {"1": small_graph()["1"],
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                         "filename_prefix": "first"}},
+             "3": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+             "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
+                                                         "filename_prefix": "second"}}}
+    prompt_id = client.queue(graph)
+    client._await(lambda m: m["type"] == "executing" and m["data"]["node"] == "3")
+    requests.post(f"{comfyui_double.url}/interrupt", json={"prompt_id": prompt_id},
+                  timeout=GUARD_S)
+    release.set()  # the held node finishes; the interrupt stops the next one
+    ended = client.finish(prompt_id)
+    assert ended["type"] == "execution_interrupted" and ended["data"]["node_id"] == "4"
+    client._await(lambda m: m["type"] == "executing" and m["data"]["node"] is None)
+    entry = history(comfyui_double, prompt_id)
+    assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
+    assert [m[0] for m in entry["status"]["messages"]] == [
+        "execution_start", "execution_cached", "execution_interrupted"]
+    assert list(entry["outputs"]) == ["2"]
+
+
+def test_a_held_node_finishes_although_interrupted(comfyui_double: ComfyUIDouble,
+                                                   client: Client) -> None:
+    release = comfyui_double.hold_next("SaveImage")
+    prompt_id = client.queue(small_graph())
+    client._await(lambda m: m["type"] == "executing" and m["data"]["node"] == "2")
+    requests.post(f"{comfyui_double.url}/interrupt", json={"prompt_id": prompt_id},
+                  timeout=GUARD_S)
+    assert comfyui_double.jobs[0].status == "running"
+    release.set()
+    assert client.finish(prompt_id)["type"] == "execution_success"
+    assert history(comfyui_double, prompt_id)["outputs"]["2"]["images"]
+
+
+@pytest.mark.parametrize("prefix", ["../escape", "a/../../escape", "/tmp/escape"])
+def test_save_outside_the_output_folder_is_refused(comfyui_double: ComfyUIDouble,
+                                                   client: Client, prefix: str) -> None:
+    graph = small_graph()
+    graph["2"]["inputs"]["filename_prefix"] = prefix
+    prompt_id = client.queue(graph)
+    error = client.finish(prompt_id)
+    assert error["type"] == "execution_error" and error["data"]["node_id"] == "2"
+    assert "Saving image outside the output folder is not allowed" in \
+        error["data"]["exception_message"]
+    assert not list(comfyui_double.base_dir.rglob("escape*"))
+
+
+def test_save_in_a_subfolder_of_the_output_folder_is_fine(comfyui_double: ComfyUIDouble,
+                                                          client: Client) -> None:
+    graph = small_graph()
+    graph["2"]["inputs"]["filename_prefix"] = "ryla/sub/../shot"
+    prompt_id = client.queue(graph)
+    assert client.finish(prompt_id)["type"] == "execution_success"
+    [saved] = history(comfyui_double, prompt_id)["outputs"]["2"]["images"]
+    assert (saved["subfolder"], saved["filename"]) == ("ryla", "shot_00001_.png")

@@ -6,6 +6,9 @@ shapes live in one place and the routes/executor stay about behaviour.
 
 from __future__ import annotations
 
+import json
+import os
+import struct
 import time
 from typing import Any
 
@@ -90,12 +93,13 @@ def progress(prompt_id: str, node_id: str, value: int, maximum: int) -> dict:
                             "node": node_id})
 
 
-def progress_state(prompt_id: str, states: dict[str, str]) -> dict:
-    nodes = {node_id: {"value": 1.0 if state == "finished" else 0.0, "max": 1.0,
-                       "state": state, "node_id": node_id, "prompt_id": prompt_id,
-                       "display_node_id": node_id, "parent_node_id": None,
-                       "real_node_id": node_id}
-             for node_id, state in states.items()}
+def progress_state(prompt_id: str, states: dict[str, tuple[str, float, float]]) -> dict:
+    """Every started node's (state, value, max): sent as a node starts, at each step it
+    reports, and as it finishes."""
+    nodes = {node_id: {"value": value, "max": maximum, "state": state, "node_id": node_id,
+                       "prompt_id": prompt_id, "display_node_id": node_id,
+                       "parent_node_id": None, "real_node_id": node_id}
+             for node_id, (state, value, maximum) in states.items()}
     return msg("progress_state", {"prompt_id": prompt_id, "nodes": nodes})
 
 
@@ -144,3 +148,39 @@ def history_entry(number: int, prompt_id: str, graph: dict, client_id: str | Non
 def output_meta(node_id: str) -> dict:
     return {"node_id": node_id, "display_node": node_id, "parent_node": None,
             "real_node_id": node_id}
+
+
+# --- binary /ws frames (upstream server.py: encode_bytes, send_image, send_image_with_metadata)
+
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4  # protocol.BinaryEventTypes
+JPEG = 1  # PREVIEW_IMAGE's image type (2 is PNG)
+
+
+def preview_frame(jpeg: bytes) -> bytes:
+    """The older preview frame, sent to a client that did not ask for metadata."""
+    return struct.pack(">I", PREVIEW_IMAGE) + struct.pack(">I", JPEG) + jpeg
+
+
+def preview_frame_with_metadata(jpeg: bytes, prompt_id: str, node_id: str) -> bytes:
+    """The frame a client gets after sending feature flags with supports_preview_metadata."""
+    metadata = json.dumps({"node_id": node_id, "prompt_id": prompt_id,
+                           "display_node_id": node_id, "parent_node_id": None,
+                           "real_node_id": node_id, "image_type": "image/jpeg"}).encode()
+    return (struct.pack(">I", PREVIEW_IMAGE_WITH_METADATA) + struct.pack(">I", len(metadata))
+            + metadata + jpeg)
+
+
+def server_feature_flags() -> dict:
+    """The answer to a client's feature flags (upstream's SERVER_FEATURE_FLAGS)."""
+    return msg("feature_flags", {"supports_preview_metadata": True,
+                                 "max_upload_size": 100 * 1024 * 1024,
+                                 "extension": {"manager": {"supports_v4": True}}})
+
+
+def save_outside_output_message(full_output_folder: str, output_dir: str) -> str:
+    """Upstream folder_paths.get_save_image_path's error for a prefix that climbs out."""
+    common = os.path.commonpath((output_dir, os.path.abspath(full_output_folder)))
+    return ("**** ERROR: Saving image outside the output folder is not allowed."
+            f"\n full_output_folder: {os.path.abspath(full_output_folder)}"
+            f"\n         output_dir: {output_dir}"
+            f"\n         commonpath: {common}")
