@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -56,7 +56,7 @@ class EnvironmentSettings(BaseSettings):
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any):  # type: ignore[no-untyped-def]
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """The settings in `env` (default: os.environ); `overrides` that are not None win."""
         values = _GivenEnvironment(cls, os.environ if env is None else env)()
         values.update({k: v for k, v in overrides.items() if v is not None})

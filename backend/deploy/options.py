@@ -42,6 +42,14 @@ class DeployOptions(EnvironmentSettings):
     def _names(cls, value: object) -> object:
         return tuple(names_list(value)) if isinstance(value, str) else value
 
+    @field_validator("warm_up")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        # a misspelt warm-up fails `modal deploy`, not every GPU container's start
+        from backend.warmup import warm_up_names
+
+        return tuple(warm_up_names(names))
+
 
 # The backend's settings that a deployment sets in its own shell; the paths follow the
 # container layout and the secrets come from Modal Secrets, so neither is passed on.

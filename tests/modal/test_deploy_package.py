@@ -133,3 +133,17 @@ def test_comfyui_facts_of_the_real_upstream() -> None:
     facts = _facts(report)
     assert facts["ComfyUI"][0] == "0.12.1"
     assert facts["node packs"][1] is True
+
+
+def test_deploy_options_refuse_a_misspelt_warm_up_and_read_an_empty_one_as_none() -> None:
+    from backend.deploy.options import DeployOptions, container_env
+
+    with pytest.raises(ValueError, match="RYLA_MODAL_WARM_UP: .*unknown warm-up 'flux-turbo'"):
+        DeployOptions.from_env({"RYLA_MODAL_WARM_UP": "flux-dev,flux-turbo"})
+    assert DeployOptions.from_env({"RYLA_MODAL_WARM_UP": ""}).warm_up == ()
+    assert DeployOptions.from_env({}).warm_up == ("flux-dev",)
+    with pytest.raises(ValueError, match="RYLA_MODAL_MAX_CONTAINERS"):
+        DeployOptions.from_env({"RYLA_MODAL_MAX_CONTAINERS": "many"})
+    shell = {"RYLA_MODAL_GPU": "L40S", "RYLA_MAX_LORA_BYTES": "1000", "RYLA_API_TOKEN": "secret",
+             "RYLA_DATA_DIR": "/tmp/x", "HOME": "/root"}
+    assert container_env(shell) == {"RYLA_MODAL_GPU": "L40S", "RYLA_MAX_LORA_BYTES": "1000"}
