@@ -34,8 +34,8 @@ from backend.records import JobRecords
 from backend.recovery import Recovery
 from backend.request_errors import to_invalid_request
 from backend.settings import Settings
+from backend.warmup import installed_file, pipeline_readiness
 from workflows.manifest import MODEL_MANIFEST
-from workflows.object_info import FOLDER_ALIASES
 from workflows.registry import ROUTES, Route
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,9 @@ def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
     async def health() -> dict[str, Any]:
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)
-        return {"status": "ok", "version": _backend_version(), **await runner.health()}
+        # pipelines: which have every model file installed (a deployment may hold a subset)
+        return {"status": "ok", "version": _backend_version(), **await runner.health(),
+                "pipelines": await asyncio.to_thread(pipeline_readiness, settings.models_dir)}
 
     @app.post("/warm", status_code=202, summary="Ask for a GPU to get ready now")
     async def warm() -> dict[str, Any]:
@@ -313,9 +315,7 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 def _models_report(settings: Settings) -> list[dict[str, Any]]:
     report = []
     for entry in MODEL_MANIFEST:
-        folders = (entry.folder, *FOLDER_ALIASES.get(entry.folder, ()))
-        found = next((settings.models_dir / f / entry.local_name for f in folders
-                      if (settings.models_dir / f / entry.local_name).is_file()), None)
+        found = installed_file(entry, settings.models_dir)
         report.append({
             "repo_id": entry.repo_id, "filename": entry.filename, "folder": entry.folder,
             "local_name": entry.local_name, "size_bytes": entry.size_bytes,

@@ -1,8 +1,9 @@
 """The GPU side, without Modal: start ComfyUI, run one filled graph through the
 backend's ComfyUI client, hand back the outputs' bytes and timings.
 
-backend/modal_app.py's GPU class is a thin shell around `ComfyUIProcess` and
-`GpuWorker`; the same code runs on any GPU machine without the `modal` package:
+backend/modal_app.py's GPU class is a thin shell around `GpuWorker` and
+backend/deploy/comfyui.py's `ComfyUIProcess`; the same code runs on any GPU machine
+without the `modal` package:
 
     python -m backend.gpu_worker --comfyui-dir /opt/ComfyUI --pipeline flux-dev \
         --prompt "a lighthouse at dusk" --repeat 3 --out /tmp/gpu-out
@@ -16,77 +17,20 @@ import argparse
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from backend.comfyui_client import ComfyUIClient
+from backend.deploy.comfyui import ComfyUIProcess
+from backend.deploy.layout import ContainerLayout, write_extra_model_paths
 from backend.errors import ApiError, DeadlineExceeded
 from backend.graph_job import GraphJob, error_to_wire, result_to_wire
 from backend.graph_runner import ComfyUIRunner
 
 log = logging.getLogger(__name__)
-
-
-def comfyui_command(comfyui_dir: str | Path, port: int, *, extra_model_paths: str | None = None,
-                    extra_args: Sequence[str] = ()) -> list[str]:
-    """ComfyUI's server on loopback only: nothing but this process talks to it."""
-    # this interpreter: ComfyUI's requirements are installed beside the backend's
-    command = [sys.executable, f"{comfyui_dir}/main.py", "--listen", "127.0.0.1", "--port", str(port),
-               "--disable-auto-launch"]
-    if extra_model_paths:
-        command += ["--extra-model-paths-config", extra_model_paths]
-    return command + list(extra_args)
-
-
-def wait_for_comfyui(proc: subprocess.Popen[bytes], url: str, timeout_s: float) -> None:
-    """Return once ComfyUI answers GET /system_stats; raise if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited with code {proc.returncode} while starting")
-        try:
-            with urllib.request.urlopen(f"{url}/system_stats", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise TimeoutError(f"ComfyUI did not answer on {url} within {timeout_s:.0f} s")
-
-
-class ComfyUIProcess:
-    """A ComfyUI server started as a child process."""
-
-    def __init__(self, command: Sequence[str], cwd: str | Path, url: str) -> None:
-        self.command = list(command)
-        self.cwd = str(cwd)
-        self.url = url.rstrip("/")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready_timeout_s: float) -> float:
-        """Start ComfyUI and wait until it answers; returns the seconds that took."""
-        started = time.monotonic()
-        self.proc = subprocess.Popen(self.command, cwd=self.cwd)
-        self.wait_ready(ready_timeout_s)
-        return time.monotonic() - started
-
-    def wait_ready(self, timeout_s: float) -> None:
-        if self.proc is None:
-            raise RuntimeError("ComfyUI was not started")
-        wait_for_comfyui(self.proc, self.url, timeout_s)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 class Heartbeat:
@@ -185,13 +129,15 @@ def _graph_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return render_workflow(args.pipeline, request, seed=args.seed)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m backend.gpu_worker",
         description="Run the Modal GPU function's body on this machine: start ComfyUI (or use "
                     "a running one), run a graph N times, print timings as JSON lines.")
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--comfyui-dir", help="start ComfyUI from this checkout")
+    where.add_argument("--comfyui-dir", help="start ComfyUI from this checkout, with the GPU "
+                                             "container's command line (its extra_model_paths.yaml "
+                                             "is written beside the checkout)")
     where.add_argument("--comfyui-url", help="use a ComfyUI that is already running")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--comfyui-arg", action="append", default=[],
@@ -209,38 +155,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--deadline-s", type=float, default=600.0)
     parser.add_argument("--out", default=None, help="write each run's outputs here")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _start_comfyui(args: argparse.Namespace, lora_dir: Path) -> ComfyUIProcess:
+    layout = ContainerLayout(comfyui_dir=Path(args.comfyui_dir), lora_dir=lora_dir, comfyui_port=args.port)
+    write_extra_model_paths(layout)
+    process = ComfyUIProcess.for_layout(layout, args.comfyui_arg)
+    print(json.dumps({"comfyui_start_s": round(process.start(600.0), 2)}), flush=True)
+    return process
+
+
+def _run_once(worker: GpuWorker, job: GraphJob, run: int, out: Path | None) -> dict[str, Any]:
+    """One run's JSON line; its outputs written under `out`."""
+    wall = time.monotonic()
+    answer = worker.run_sync(job.to_wire())
+    line: dict[str, Any] = {"run": run, "wall_s": round(time.monotonic() - wall, 3)}
+    if "error" in answer:
+        line["error"] = answer["error"]
+        return line
+    line["timings"] = {k: round(v, 1) for k, v in answer["timings"].items()}
+    line["output_bytes"] = [len(o["data"]) for o in answer["outputs"]]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, o in enumerate(answer["outputs"]):
+            (out / f"run{run}-{i}-{o['filename']}").write_bytes(o["data"])
+    return line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     graph = _graph_from_args(args)
-    process = None
     url = args.comfyui_url or f"http://127.0.0.1:{args.port}"
     models_dir = Path(args.models_dir or (Path(args.comfyui_dir or ".") / "models"))
     lora_dir = Path(args.lora_dir or models_dir / "loras")
-    if args.comfyui_dir:
-        process = ComfyUIProcess(comfyui_command(args.comfyui_dir, args.port,
-                                                 extra_args=args.comfyui_arg),
-                                 cwd=args.comfyui_dir, url=url)
-        print(json.dumps({"comfyui_start_s": round(process.start(600.0), 2)}), flush=True)
+    process = _start_comfyui(args, lora_dir) if args.comfyui_dir else None
     worker = GpuWorker(url, models_dir=models_dir, lora_dir=lora_dir)
     failed = 0
     try:
         for run in range(args.repeat):
             job = GraphJob(graph, {}, user_graph=bool(args.graph),
                            deadline_at=time.time() + args.deadline_s, request_id=f"run{run}")
-            wall = time.monotonic()
-            answer = worker.run_sync(job.to_wire())
-            line: dict[str, Any] = {"run": run, "wall_s": round(time.monotonic() - wall, 3)}
-            if "error" in answer:
-                failed += 1
-                line["error"] = answer["error"]
-            else:
-                line["timings"] = {k: round(v, 1) for k, v in answer["timings"].items()}
-                line["output_bytes"] = [len(o["data"]) for o in answer["outputs"]]
-                if args.out:
-                    out = Path(args.out)
-                    out.mkdir(parents=True, exist_ok=True)
-                    for i, o in enumerate(answer["outputs"]):
-                        (out / f"run{run}-{i}-{o['filename']}").write_bytes(o["data"])
+            line = _run_once(worker, job, run, Path(args.out) if args.out else None)
+            failed += "error" in line
             print(json.dumps(line), flush=True)
     finally:
         if process is not None:

@@ -13,26 +13,25 @@
 #     modal secret create ryla-api-token RYLA_API_TOKEN=...
 #     modal run backend/modal_app.py::download_models      # once; fills the models Volume
 #     modal deploy backend/modal_app.py                    # prints the web URL
+#     modal run backend/modal_app.py::check                # the first-deploy check
 #
-# docs/deploy.md has the walk-through and the costs.
-#
-# The values the decorators use are module-level constants so that tests can check
-# them offline (tests/modal/), where Modal itself cannot be reached.
+# docs/deploy.md has the walk-through and the costs. Everything that needs no Modal
+# (paths, ComfyUI's command line, the web tier's app, pruning, the check) is in
+# backend/deploy/, so that a rehearsal on any GPU machine runs the same code.
 
 from __future__ import annotations
 
 import os
 import uuid
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import modal
 
-# Paths, the web tier's settings and app, ComfyUI's command line, without Modal: a
-# rehearsal on a machine without the `modal` package uses the same functions.
-from backend import comfyui_process
-from backend.settings import names_list
+from backend.deploy import image as pins
+from backend.deploy.layout import ContainerLayout, extra_model_paths_yaml
+from backend.deploy.options import DeployOptions, container_env
+from backend.deploy.web import API_SECRET_NAME
 
 if TYPE_CHECKING:  # the backend is imported inside the containers, where it runs
     from fastapi import FastAPI
@@ -44,126 +43,42 @@ if TYPE_CHECKING:  # the backend is imported inside the containers, where it run
 
 APP_NAME = "ryla-comfyui"
 
-# ## Pinned versions
+# ## Settings read at deploy time
 #
-# Upstream ComfyUI v0.12.1 (tag commit below): the version the contract recordings in
-# tests/data/comfyui/, the CPU contract tests (tools/upstream-comfyui.sh) and the
-# GPU rehearsal ran, with these node-pack commits. PuLID_Flux_ll patches Flux internals,
-# so a ComfyUI bump is a deliberate change, made together with the node packs and
-# re-tested against a re-recorded upstream.
-COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
-COMFYUI_VERSION = "v0.12.1"
-COMFYUI_COMMIT = "3be017516643d9a8d8ed85904512ed4b240ef8c6"
-INSTANTID_REPO = "https://github.com/cubiq/ComfyUI_InstantID.git"
-INSTANTID_COMMIT = "1ef34ef573581bd9727c1e0ac05aa956b356a510"
-PULID_REPO = "https://github.com/lldacing/ComfyUI_PuLID_Flux_ll.git"
-PULID_COMMIT = "ba90657fe6ffa8072ac169a949bfa5e4153bf48a"
-
-# Every Python package of both images is listed here; each image installs its lists in
-# one pip resolve. tests/modal/test_image_packages.py installs the same lists, GPU stack
-# aside, into clean virtualenvs and builds what each image runs from them.
-#
-# torch 2.11.0 with its matching torchvision and torchaudio (ComfyUI's requirements name
-# all three; 2.11 is the newest torch with a torchaudio build on PyPI, and the torch the
-# GPU rehearsal machine runs). PyPI's Linux wheels are built for CUDA 13.0: the GPU
-# driver must be 580 or newer.
-TORCH_PACKAGES = ("torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.0")
-# ComfyUI's requirements.txt at COMFYUI_COMMIT, pinned (the file says how).
-COMFYUI_REQUIREMENTS = "comfyui_requirements.txt"  # in backend/, shipped with the package
-
-
-def read_requirements(name: str = COMFYUI_REQUIREMENTS) -> tuple[str, ...]:
-    """The requirement lines of a requirements file in backend/, comments left out."""
-    text = resources.files("backend").joinpath(name).read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines()
-                 if line.strip() and not line.lstrip().startswith("#"))
-
-
-COMFYUI_PACKAGES = read_requirements()
-# The node packs' requirements.txt, pinned. insightface 2.1 is a pure-Python wheel (no
-# compiler, no cython), the version the CPU and GPU rehearsals ran.
-CUSTOM_NODE_PACKAGES = (
-    "insightface==2.1",
-    "facexlib==0.3.0",
-    "ftfy==6.3.1",
-    "timm==1.0.31",
-)
-# insightface requires the CPU `onnxruntime`, which provides the same module as the GPU
-# build: the image swaps it for this one after the resolve, so the CUDA provider that the
-# graphs ask for is there (a CUDA 13 build, as torch's).
-ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"
-# What backend/ and workflows/ import, in pyproject.toml's ranges (a test checks).
-BACKEND_PACKAGES = (
-    "fastapi>=0.160,<1",
-    "pydantic>=2.10,<3",
-    "python-multipart>=0.0.20,<0.1",
-    "requests>=2.32,<3",
-    "pillow>=11,<13",
-    "websocket-client>=1.8,<2",
-    "httpx>=0.28,<1",
-    "websockets>=13,<18",
-    "posthog>=6,<8",
-)
-HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")
-# This project's packages, added to both images as source (data files included).
-LOCAL_PACKAGES = ("backend", "workflows")
-# The GPU image (ComfyUIWorker) and the CPU image (web tier, downloads).
-IMAGE_PACKAGES = (*TORCH_PACKAGES, *COMFYUI_PACKAGES, *CUSTOM_NODE_PACKAGES,
-                  *BACKEND_PACKAGES, *HUB_PACKAGES)
-CPU_IMAGE_PACKAGES = (*BACKEND_PACKAGES, *HUB_PACKAGES)
-# What a machine without a GPU cannot usefully install (gigabytes of CUDA libraries).
-GPU_PACKAGES = (*TORCH_PACKAGES, ONNXRUNTIME_GPU)
+# `RYLA_MODAL_GPU=A100-80GB modal deploy backend/modal_app.py` (docs/deploy.md lists
+# them all). This module is imported again in every container, where the deploying
+# shell's variables are absent: each function below gets them as `env=CONTAINER_ENV`,
+# so the container reads the same values (the warm-ups, RYLA_DEADLINE_S, ...).
+OPTIONS = DeployOptions.from_env()
+CONTAINER_ENV = container_env(os.environ)
 
 # ## Paths
 #
 # The models Volume is mounted as ComfyUI's own models directory: the InstantID and
 # PuLID nodes open models_dir/instantid, models_dir/pulid and models_dir/insightface
-# directly, which an extra_model_paths.yaml would not redirect. The backend reads the
-# same Volume at the same path: it finds there the files ComfyUI never lists
-# (antelopev2's .onnx).
-# The LoRA Volume is mounted beside it, at /loras, not inside it (Modal does not promise
-# nested Volume mounts); extra_model_paths.yaml adds /loras to ComfyUI's "loras" folder,
-# so LoraLoaderModelOnly lists what the backend's LoraStore writes there.
-LAYOUT = comfyui_process.ContainerLayout()  # the containers' paths and ComfyUI's port
-COMFYUI_DIR = str(LAYOUT.comfyui_dir)
-MODELS_DIR = str(LAYOUT.models_dir)
-LORA_DIR = str(LAYOUT.lora_dir)
-EXTRA_MODEL_PATHS = str(LAYOUT.extra_model_paths)
-# Job records and outputs: on the `ryla-data` Volume, mounted on the web tier (which
-# writes them) and committed after each generation, so they outlive the container.
-DATA_DIR = str(LAYOUT.data_dir)
-COMFYUI_PORT = LAYOUT.comfyui_port
-COMFYUI_URL = LAYOUT.comfyui_url  # ComfyUI is only reachable inside the container
+# directly, which an extra_model_paths.yaml would not redirect. The LoRA Volume is
+# mounted beside it, at /loras (Modal does not promise nested Volume mounts), and
+# extra_model_paths.yaml adds it to ComfyUI's "loras" folder. Job records and outputs
+# go to a third Volume, written by the web tier (backend/deploy/layout.py).
+LAYOUT = ContainerLayout()
+MODELS_DIR, LORA_DIR, DATA_DIR = str(LAYOUT.models_dir), str(LAYOUT.lora_dir), str(LAYOUT.data_dir)
 
 MODELS_VOLUME_NAME = "ryla-models"
 LORA_VOLUME_NAME = "ryla-loras"
 DATA_VOLUME_NAME = "ryla-data"
 HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
-API_SECRET_NAME = comfyui_process.API_SECRET_NAME  # "ryla-api-token": RYLA_API_TOKEN
 HEARTBEAT_DICT_NAME = "ryla-gpu-heartbeats"
 
-# ## Scaling
+# ## Scaling and timeouts
 #
-# Set at deploy time, e.g. `RYLA_MODAL_GPU=A100-80GB modal deploy backend/modal_app.py`.
-# An 80 GB card holds Flux Dev (fp16, 24 GB) with T5 and the face models at once.
-GPU = os.environ.get("RYLA_MODAL_GPU", "H100")
 # ComfyUI runs one prompt at a time, so a GPU container takes one input at a time: a
 # second request gets a container of its own from Modal's autoscaler (a 5-request burst
 # or a character sheet's images run side by side) instead of queueing in this one.
 GPU_INPUTS_PER_CONTAINER = 1
-# The most GPU containers at once: the ceiling of the bill. Requests past it wait.
-MAX_CONTAINERS = int(os.environ.get("RYLA_MODAL_MAX_CONTAINERS", "5"))
-MIN_CONTAINERS = int(os.environ.get("RYLA_MODAL_MIN_CONTAINERS", "0"))  # 1 = always warm, billed
-# Idle seconds before a GPU container stops; they are billed as GPU time.
-SCALEDOWN_WINDOW_S = int(os.environ.get("RYLA_MODAL_SCALEDOWN_S", "300"))
 REQUEST_TIMEOUT_S = 15 * 60  # above the backend's 600 s generation deadline
 STARTUP_TIMEOUT_S = 10 * 60
 COMFYUI_READY_TIMEOUT_S = 300.0
 DOWNLOAD_TIMEOUT_S = 4 * 60 * 60  # the whole manifest is ~100 GB on a first run
-# GPU memory snapshots are alpha on Modal; RYLA_MODAL_GPU_SNAPSHOT=0 deploys without
-# them (cold starts then pay for torch import and node loading, ~30-60 s more).
-GPU_SNAPSHOT = os.environ.get("RYLA_MODAL_GPU_SNAPSHOT", "1") != "0"
-
 # The web tier: half a core is plenty for routing, validation and moving base64 images,
 # and many requests share one container (they mostly wait on a GPU).
 WEB_CPU = 0.5
@@ -175,39 +90,19 @@ WEB_SCALEDOWN_S = 60
 # start, ComfyUI's start and the first load of the weights. The GPU rehearsal's cold
 # start to the first Flux Dev image (2026-11-26, H100s, page cache dropped, without
 # Modal) was 50-52 s on three machines and 63 s on a fourth (docs/performance.md); 62 is
-# near the slow end. Replace it with the cold start measured on Modal, where a GPU
-# snapshot restore should cut it.
+# near the slow end. Replace it with the cold start measured on Modal (the check prints it).
 COLD_START_S = 62
-# The warm-ups the GPU container's snapshot step runs, comma-separated (backend/warmup.py):
-# `flux-dev` (default), `flux-schnell`, and `flux-dev-fast`, which compiles fast mode at
-# 1024x1024 so that the snapshot holds the compiled model (without snapshots every
-# container start then pays that compile, ~40 s with the shared cache).
-WARM_UPS = tuple(names_list(os.environ.get("RYLA_MODAL_WARM_UP", "flux-dev")))
-# Fast mode's torch.compile keeps inductor's artefacts (kernels, graphs) on the models
-# Volume, so that only the first container ever compiles from scratch (85 s on the H100
-# rehearsal; 44 s in a new process with this cache, most of it tracing the model again).
-COMPILE_CACHE_DIR = f"{MODELS_DIR}/.torch-compile-cache"
 # GPU containers write a heartbeat this often; older than HEARTBEAT_STALE_S means gone.
 HEARTBEAT_INTERVAL_S = 10.0
 HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
 
-# ## The image
-
-EXTRA_MODEL_PATHS_YAML = comfyui_process.extra_model_paths_yaml(LAYOUT)
+# ## The images
+#
+# ComfyUI and its node packs at pinned commits, and every Python package in one pip
+# resolve (backend/deploy/image.py holds the pins and says why each).
 NODEPACK_PATCHES = "/root/nodepack_patches.py"
-
-
-def git_checkout_commands(repo: str, commit: str, dest: str) -> list[str]:
-    """Shell steps that put `repo` at exactly `commit` in `dest` (no branch, no tag)."""
-    return [
-        f"git init -q {dest}",
-        f"git -C {dest} remote add origin {repo}",
-        f"git -C {dest} fetch -q --depth 1 origin {commit}",
-        f"git -C {dest} checkout -q FETCH_HEAD",
-        # Fail the build if what was checked out is not the pinned commit.
-        f'test "$(git -C {dest} rev-parse HEAD)" = "{commit}"',
-    ]
-
+CUSTOM_NODES = f"{LAYOUT.comfyui_dir}/custom_nodes"
+EXTRA_MODEL_PATHS_YAML = extra_model_paths_yaml(LAYOUT)
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
@@ -215,45 +110,50 @@ image = (
     # launchers with the C compiler (fast mode)
     .apt_install("git", "libgl1", "libglib2.0-0", "ffmpeg", "gcc")
     .run_commands(
-        *git_checkout_commands(COMFYUI_REPO, COMFYUI_COMMIT, COMFYUI_DIR),
-        *git_checkout_commands(INSTANTID_REPO, INSTANTID_COMMIT,
-                               f"{COMFYUI_DIR}/custom_nodes/ComfyUI_InstantID"),
-        *git_checkout_commands(PULID_REPO, PULID_COMMIT,
-                               f"{COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
+        *pins.git_checkout_commands(pins.COMFYUI_REPO, pins.COMFYUI_COMMIT, str(LAYOUT.comfyui_dir)),
+        *pins.git_checkout_commands(pins.INSTANTID_REPO, pins.INSTANTID_COMMIT,
+                                    f"{CUSTOM_NODES}/ComfyUI_InstantID"),
+        *pins.git_checkout_commands(pins.PULID_REPO, pins.PULID_COMMIT,
+                                    f"{CUSTOM_NODES}/ComfyUI_PuLID_Flux_ll"),
     )
     # The pinned PuLID pack predates v0.12.1's sampler signature: fixed at build time
     # (backend/nodepack_patches.py says what and why; the build fails if it no longer fits).
     .add_local_file(Path(__file__).with_name("nodepack_patches.py"), NODEPACK_PATCHES, copy=True)
-    .run_commands(f"python {NODEPACK_PATCHES} {COMFYUI_DIR}/custom_nodes",
+    .run_commands(f"python {NODEPACK_PATCHES} {CUSTOM_NODES}",
                   # ComfyUI's own modules byte-compiled once here, not at every cold start
                   # (pip already does this for the packages below)
-                  f"python -m compileall -q {COMFYUI_DIR}")
+                  f"python -m compileall -q {LAYOUT.comfyui_dir}")
     # One resolve for everything, so pip picks versions that fit all the lists at once.
-    .pip_install(*IMAGE_PACKAGES)
+    .pip_install(*pins.IMAGE_PACKAGES)
     .run_commands("pip uninstall -y onnxruntime",
-                  f"pip install --no-deps --force-reinstall {ONNXRUNTIME_GPU}")
+                  f"pip install --no-deps --force-reinstall {pins.ONNXRUNTIME_GPU}")
     .run_commands(
         # Volumes mount on a path that is absent or empty: ComfyUI ships a models tree.
         f"rm -rf {MODELS_DIR}",
         # printf turns the \n back into newlines: a Dockerfile RUN line cannot hold one.
-        f"printf '{EXTRA_MODEL_PATHS_YAML.replace(chr(10), chr(92) + 'n')}' > {EXTRA_MODEL_PATHS}",
+        f"printf '{EXTRA_MODEL_PATHS_YAML.replace(chr(10), chr(92) + 'n')}' > {LAYOUT.extra_model_paths}",
     )
+    # Fast mode's torch.compile keeps inductor's artefacts on the models Volume, so that
+    # only the first container ever compiles from scratch (85 s on the H100 rehearsal; 44 s
+    # in a new process with this cache, most of it tracing the model again).
     .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-          "TORCHINDUCTOR_CACHE_DIR": COMPILE_CACHE_DIR})
+          "TORCHINDUCTOR_CACHE_DIR": str(LAYOUT.compile_cache_dir)})
     # This project's code last: editing it rebuilds nothing, it is added at start.
-    .add_local_python_source(*LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
+    .add_local_python_source(*pins.LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
-# The web tier and the download function need no GPU stack: a small image starts in
+# The web tier, the downloads and the pruning need no GPU stack: a small image starts in
 # seconds.
 cpu_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*CPU_IMAGE_PACKAGES)
+    .pip_install(*pins.CPU_IMAGE_PACKAGES)
     .env({"PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
-    .add_local_python_source(*LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
+    .add_local_python_source(*pins.LOCAL_PACKAGES, ignore=["**/__pycache__/**", "**/*.pyc"])
 )
 
 app = modal.App(APP_NAME, image=image)
+
+# ## Volumes, Secrets and the heartbeat store
 
 models_volume = modal.Volume.from_name(MODELS_VOLUME_NAME, create_if_missing=True)
 lora_volume = modal.Volume.from_name(LORA_VOLUME_NAME, create_if_missing=True)
@@ -270,6 +170,8 @@ WEB_VOLUMES = {**VOLUMES, DATA_DIR: data_volume}
 
 # ## Models on the Volume
 #
+# `@app.function` declares a function Modal runs in a container of its own: here on the
+# CPU image with the models Volume and the Hugging Face token.
 # `modal run backend/modal_app.py::download_models [--pipelines flux-schnell,pulid]`
 # fetches what is missing (right-size files are left alone), checks every size and
 # commits the Volume. Containers only read it: a restart never downloads again.
@@ -289,6 +191,7 @@ def download_models(pipelines: str = "") -> dict[str, object]:
 def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str = "",
                        hub_download: object | None = None) -> "DownloadReport":
     from backend.model_download import download_missing, select
+    from backend.settings import names_list
     from workflows.manifest import MODEL_MANIFEST, USER_FOLDERS
 
     wanted = names_list(pipelines)
@@ -297,41 +200,30 @@ def fill_models_volume(models_dir: Path, env: Mapping[str, str], pipelines: str 
                             token=env.get("HF_TOKEN") or None)
 
 
-# ## The backend's settings in the web tier
-#
-# Built explicitly from the mount paths above, not from environment defaults, so the
-# API and ComfyUI always agree on where models and LoRAs live (backend/comfyui_process.py).
-
-
-def deployment_settings(env: Mapping[str, str]) -> "Settings":
-    return comfyui_process.deployment_settings(env, LAYOUT)
-
-
 # ## The GPU tier
 #
 # No web endpoint here and no API token: only the web tier calls this class.
 #
 # Cold starts (measured on the GPU rehearsal, docs/performance.md): ComfyUI's own start
-# takes 14.5-22.6 s (imports: torch, torch._dynamo, transformers, the node packs; the image
-# byte-compiles ComfyUI so that none of it is compiled at start) and the first Flux Dev
-# image after it 33-39 s more, nearly all of it reading 32 GB of weights (Flux Dev + T5)
-# and moving them to the GPU. So the `snap=True` step starts ComfyUI while other threads
-# read the warm-ups' files into the page cache (backend/warmup.py), then runs each
-# warm-up's one-step prompt, which puts its models in GPU memory (and, for
-# `flux-dev-fast`, compiles fast mode).
+# takes 14.5-22.6 s and the first Flux Dev image after it 33-39 s more, nearly all of it
+# reading 32 GB of weights (Flux Dev + T5) and moving them to the GPU. So the first enter
+# step starts ComfyUI while other threads read the warm-ups' files into the page cache,
+# then runs each warm-up's one-step prompt, which puts its models in GPU memory (and, for
+# fast mode, compiles it). A warm-up whose pipeline lacks files is skipped and logged:
+# a deployment without Flux Dev still serves Schnell and Z-Image (backend/warmup.py).
 #
-# With GPU memory snapshots (alpha) that step runs once at deploy time and Modal saves
-# the whole process tree: the imported ComfyUI, the CUDA context and the ~32 GB of Flux
-# Dev and T5 in GPU memory (plus their host copies). A restore then replaces the 60 s
-# above with reading that snapshot back, which Modal does not promise a speed for; at the
-# 1.8-1.9 GB/s this disk gave it would be ~20 s, and Schnell, PuLID and LoRAs still load
-# on first use. Without snapshots (RYLA_MODAL_GPU_SNAPSHOT=0) both steps simply run on
-# every start (41-44 s before the container takes its first input, which then takes 5 s).
-# RYLA_MODAL_WARM_UP= (empty) skips the warm-up: a smaller snapshot, a slow first image.
-
-
-def comfyui_command() -> list[str]:
-    return comfyui_process.comfyui_command(LAYOUT)
+# With GPU memory snapshots (alpha) that step runs once and Modal saves the whole process
+# tree: the imported ComfyUI, the CUDA context and the weights in GPU memory. A restore
+# then replaces the 60 s above with reading that snapshot back. Without snapshots
+# (RYLA_MODAL_GPU_SNAPSHOT=0) both enter steps simply run on every start.
+#
+# `@app.cls` declares a class whose containers live across calls: `gpu=` the card,
+# `min/max_containers` the autoscaler's bounds, `scaledown_window` the idle seconds before
+# one stops, `enable_memory_snapshot` (+ the GPU option) the snapshot above.
+# `@modal.concurrent(max_inputs=1)`: one call per container at a time.
+# `@modal.enter(snap=True)` runs before the snapshot, `@modal.enter(snap=False)` after
+# every start or restore, `@modal.exit` when the container stops, and `@modal.method`
+# is what callers call.
 
 
 def uses_loras(graph: Mapping[str, Any]) -> bool:
@@ -342,38 +234,49 @@ def uses_loras(graph: Mapping[str, Any]) -> bool:
 
 
 def compiles(graph: Mapping[str, Any]) -> bool:
-    """Whether a graph runs torch.compile (fast mode): its artefacts then go to the Volume."""
+    """Whether a graph runs torch.compile (fast mode's node, workflows/render.py): its
+    artefacts then go to the Volume. The GPU side gets graphs, not requests."""
     return any(isinstance(node, dict) and node.get("class_type") == "TorchCompileModel"
                for node in graph.values())
 
 
 @app.cls(
-    gpu=GPU,
+    gpu=OPTIONS.gpu,
     volumes=VOLUMES,
-    min_containers=MIN_CONTAINERS,
-    max_containers=MAX_CONTAINERS,
-    scaledown_window=SCALEDOWN_WINDOW_S,
+    env=CONTAINER_ENV,
+    min_containers=OPTIONS.min_containers,
+    max_containers=OPTIONS.max_containers,
+    scaledown_window=OPTIONS.scaledown_s,
     timeout=REQUEST_TIMEOUT_S,
     startup_timeout=STARTUP_TIMEOUT_S,
-    enable_memory_snapshot=GPU_SNAPSHOT,
-    experimental_options={"enable_gpu_snapshot": True} if GPU_SNAPSHOT else {},
+    enable_memory_snapshot=OPTIONS.gpu_snapshot,
+    experimental_options={"enable_gpu_snapshot": True} if OPTIONS.gpu_snapshot else {},
 )
 @modal.concurrent(max_inputs=GPU_INPUTS_PER_CONTAINER)
 class ComfyUIWorker:
-    # Without snapshots both enter steps simply run in order on every start.
-    @modal.enter(snap=GPU_SNAPSHOT)
+    # Set by the enter steps; None until then, so that the exit step can run after an
+    # enter step that failed part way.
+    comfyui = None
+    heartbeat = None
+
+    @modal.enter(snap=OPTIONS.gpu_snapshot)
     def start_comfyui(self) -> None:
         from backend import warmup
-        from backend.gpu_worker import ComfyUIProcess
+        from backend.deploy.check import container_identity
+        from backend.deploy.comfyui import ComfyUIProcess
 
-        self.comfyui = ComfyUIProcess(comfyui_command(), cwd=COMFYUI_DIR, url=COMFYUI_URL)
+        self.started_in = container_identity()  # after a restore, another container's
+        self.comfyui = ComfyUIProcess.for_layout(LAYOUT)
         self.compile_cache_saved = False  # torch.compile's cache committed to the Volume
-        names = warmup.warm_up_names(WARM_UPS)
-        reading = warmup.BackgroundPrefetch(warmup.warm_up_pipelines(names), Path(MODELS_DIR)) if names else None
-        self.comfyui.start(COMFYUI_READY_TIMEOUT_S)
-        for name, seconds in warmup.warm_up_comfyui(COMFYUI_URL, Path(MODELS_DIR), Path(LORA_DIR), names).items():
+        names = warmup.ready_warm_ups(warmup.warm_up_names(OPTIONS.warm_up), LAYOUT.models_dir)
+        reading = (warmup.BackgroundPrefetch(warmup.warm_up_pipelines(names), LAYOUT.models_dir)
+                   if names else None)
+        self.startup = {"ComfyUI start": self.comfyui.start(COMFYUI_READY_TIMEOUT_S)}
+        warmed = warmup.warm_up_comfyui(LAYOUT.comfyui_url, LAYOUT.models_dir, LAYOUT.lora_dir, names)
+        for name, seconds in warmed.items():
             print(f"warm-up {name}: in GPU memory after {seconds:.1f} s")
-        if "flux-dev-fast" in names:
+            self.startup[f"warm-up {name}"] = seconds
+        if any(warmup.compiles(name) for name in warmed):
             self.compile_cache_saved = _commit_compile_cache()
         if reading is not None:
             reading.join()
@@ -382,18 +285,22 @@ class ComfyUIWorker:
     def after_restore(self) -> None:
         # Every container start, after a restore too: the heartbeat thread and the
         # container's id belong to this container, not to the snapshot.
+        from backend.deploy.check import container_identity
         from backend.gpu_worker import GpuWorker, Heartbeat
 
+        self.restored = container_identity() != self.started_in if OPTIONS.gpu_snapshot else None
         self.comfyui.wait_ready(60.0)
-        self.worker = GpuWorker(COMFYUI_URL, models_dir=Path(MODELS_DIR), lora_dir=Path(LORA_DIR))
+        self.worker = GpuWorker(LAYOUT.comfyui_url, models_dir=LAYOUT.models_dir, lora_dir=LAYOUT.lora_dir)
         key = os.environ.get("MODAL_TASK_ID") or uuid.uuid4().hex
         self.heartbeat = Heartbeat(gpu_heartbeats.put, gpu_heartbeats.pop, key, HEARTBEAT_INTERVAL_S)
         self.heartbeat.start()
 
     @modal.exit()
     def stop_comfyui(self) -> None:
-        self.heartbeat.stop()
-        self.comfyui.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.comfyui is not None:
+            self.comfyui.stop()
 
     @modal.method()
     async def run_graph(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -411,6 +318,17 @@ class ComfyUIWorker:
             if compiles(job.get("graph") or {}) and not self.compile_cache_saved:
                 self.compile_cache_saved = await asyncio.to_thread(_commit_compile_cache)
 
+    @modal.method()
+    def check(self) -> dict[str, Any]:
+        """The first-deploy check's facts, from this container (backend/deploy/check.py)."""
+        from backend.deploy.check import driver_version, run_check, torch_probe
+
+        _reload_loras()
+        report = run_check(LAYOUT.comfyui_url, LAYOUT.models_dir, LAYOUT.lora_dir,
+                           torch=torch_probe(), driver=driver_version(),
+                           restored_from_snapshot=self.restored, startup=self.startup)
+        return {**report.as_dict(), "text": report.text()}
+
 
 def _reload_loras() -> None:
     try:
@@ -420,7 +338,7 @@ def _reload_loras() -> None:
 
 
 def _commit_compile_cache() -> bool:
-    """Publish torch.compile's artefacts (COMPILE_CACHE_DIR) on the models Volume."""
+    """Publish torch.compile's artefacts (LAYOUT.compile_cache_dir) on the models Volume."""
     try:
         models_volume.commit()
         return True
@@ -434,6 +352,44 @@ def _reload_models() -> None:
         models_volume.reload()
     except RuntimeError as exc:
         print(f"models Volume not reloaded: {exc}")
+
+
+# ## The first-deploy check
+#
+# `@app.local_entrypoint` runs on the machine that typed `modal run`: right after
+# `modal deploy`, `modal run backend/modal_app.py::check` asks one container of the
+# deployed GPU class what it finds, prints it, and exits non-zero if anything failed
+# (docs/deploy.md says what to do for each).
+
+
+@app.local_entrypoint()
+def check() -> None:
+    worker = modal.Cls.from_name(APP_NAME, "ComfyUIWorker")()
+    report = worker.check.remote()
+    print(report["text"])
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+# ## Retention on the data Volume
+#
+# `schedule=modal.Period(days=1)`: Modal runs the function once a day while the app is
+# deployed. It deletes job records and outputs older than RYLA_RETENTION_DAYS (30 by
+# default; set it at deploy time) and prints what it removed and what is kept.
+PRUNE_TIMEOUT_S = 30 * 60
+
+
+@app.function(image=cpu_image, volumes={DATA_DIR: data_volume}, env=CONTAINER_ENV,
+              schedule=modal.Period(days=1), timeout=PRUNE_TIMEOUT_S)
+def prune_data() -> dict[str, int]:
+    from backend.deploy.retention import prune
+    from backend.settings import Settings
+
+    data_volume.reload()
+    report = prune(LAYOUT.data_dir, Settings.from_env(os.environ).retention_days)
+    data_volume.commit()
+    print(report.summary())
+    return report.__dict__
 
 
 # ## The web tier
@@ -480,13 +436,15 @@ def web_runner(settings: "Settings") -> "GraphRunner":
 
 
 def build_asgi_app(settings: "Settings", runner: "GraphRunner") -> "FastAPI":
-    """The same app as `ryla-backend` with `runner` behind it, plus Volume bookkeeping:
-    other containers see an uploaded LoRA only after a commit here and a reload there,
-    and a download may have changed the models Volume since this container started."""
-    return comfyui_process.build_app(settings, runner, before_lora_read=_reload_loras,
-                                     before_models_read=_reload_models,
-                                     after_lora_write=lora_volume.commit,
-                                     after_job=_commit_data)
+    """The same app as `ryla-backend` with `runner` behind it, plus Volume bookkeeping for
+    authorised requests: other containers see an uploaded LoRA only after a commit here
+    and a reload there, and a download may have changed the models Volume since this
+    container started."""
+    from backend.deploy.web import SharedVolumes, build_app
+
+    return build_app(settings, runner, SharedVolumes(
+        reload_loras=_reload_loras, reload_models=_reload_models,
+        publish_loras=lora_volume.commit, publish_data=_commit_data))
 
 
 def _commit_data() -> None:
@@ -496,19 +454,23 @@ def _commit_data() -> None:
         print(f"data Volume not committed: {type(exc).__name__}: {exc}")
 
 
+# `@modal.asgi_app` serves the returned FastAPI app at https://<workspace>--ryla-comfyui.modal.run.
 @app.function(
     image=cpu_image,
     volumes=WEB_VOLUMES,
     secrets=[api_secret],
+    env=CONTAINER_ENV,
     cpu=WEB_CPU,
     memory=WEB_MEMORY_MB,
     scaledown_window=WEB_SCALEDOWN_S,
-    # Modal answers the caller 303 after 150 s (ui/client.py follows it); the request
+    # Modal answers the caller 303 after 150 s (ui/client/ follows it); the request
     # itself goes on up to this limit, above the generation deadline.
     timeout=REQUEST_TIMEOUT_S,
 )
 @modal.concurrent(max_inputs=WEB_MAX_INPUTS)
 @modal.asgi_app(label=APP_NAME)
 def web() -> "FastAPI":
-    settings = deployment_settings(os.environ)
+    from backend.deploy.web import deployment_settings
+
+    settings = deployment_settings(os.environ, LAYOUT)
     return build_asgi_app(settings, web_runner(settings))

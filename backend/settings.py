@@ -1,13 +1,22 @@
-"""Backend settings, from the environment (and `ryla-backend`'s flags, which win)."""
+"""Backend settings, declared once: each field's default is here, its environment
+variable is RYLA_<FIELD> (the PostHog pair keeps PostHog's own names), and
+`ryla-backend`'s flags win over both (`Settings.from_env(env, **overrides)`).
+
+`Settings(...)` is exactly what it is given; only `from_env` reads an environment, so a
+test's or a deployment's settings never pick up the shell they run in by accident.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
+ENV_PREFIX = "RYLA_"
 
 
 def names_list(setting: str) -> list[str]:
@@ -16,51 +25,78 @@ def names_list(setting: str) -> list[str]:
     return [name.strip() for name in setting.split(",") if name.strip()]
 
 
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
+class _GivenEnvironment(EnvSettingsSource):
+    """pydantic-settings' environment source reading a given mapping, not os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._given = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # as pydantic-settings reads os.environ (names case-insensitive, blanks ignored),
+        # and values stripped: " off " is off
+        return {name.lower(): value.strip() for name, value in self._given.items()
+                if not (self.env_ignore_empty and value.strip() == "")}
 
 
-@dataclass(frozen=True)
-class Settings:
+class EnvironmentSettings(BaseSettings):
+    """Settings read from an environment by `from_env` only (see the module's docstring)."""
+
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, populate_by_name=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *_: Any, **__: Any):  # type: ignore[no-untyped-def,override]
+        return (init_settings,)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            return str(alias.choices[-1])
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """The settings in `env` (default: os.environ); `overrides` that are not None win."""
+        values = _GivenEnvironment(cls, os.environ if env is None else env)()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{cls.env_name(str(e['loc'][0]))}: {e['msg']}" if e["loc"] else e["msg"]
+                                 for e in exc.errors())
+            raise ValueError(problems) from exc
+
+
+class Settings(EnvironmentSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+
     comfyui_url: str = DEFAULT_COMFYUI_URL
     # ComfyUI's models directory: GET /models checks the manifest against it.
     models_dir: Path = Path("models")
-    # ComfyUI's models/loras, so that LoraLoaderModelOnly lists character-<id>.safetensors
-    lora_dir: Path = Path("models/loras")
+    # ComfyUI's models/loras (the default), so that LoraLoaderModelOnly lists
+    # character-<id>.safetensors
+    lora_dir: Path = None  # type: ignore[assignment]
     # job records (data_dir/jobs) and saved outputs (data_dir/outputs)
     data_dir: Path = Path(".ryla/backend")
     # repr=False: secrets never reach logs through a printed Settings
-    api_token: str | None = field(default=None, repr=False)
+    api_token: str | None = Field(default=None, repr=False)
     deadline_s: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_lora_bytes: int = 2 * 1024 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    posthog_api_key: str | None = field(default=None, repr=False)
-    posthog_host: str | None = None
+    posthog_api_key: str | None = Field(default=None, repr=False,
+                                        validation_alias=AliasChoices("posthog_api_key", "POSTHOG_API_KEY"))
+    posthog_host: str | None = Field(default=None, validation_alias=AliasChoices("posthog_host", "POSTHOG_HOST"))
     # Fast mode's torch.compile; off where ComfyUI's torch cannot compile (no C compiler or
     # Triton), fast mode is then fp8 only.
     fast_mode_compile: bool = True
+    # Days that job records and outputs are kept (the Modal app prunes older ones daily).
+    retention_days: float = Field(default=30.0, gt=0)
 
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
-        env = os.environ if env is None else env
-        models_dir = Path(env.get("RYLA_MODELS_DIR", "models"))
-        settings = cls(
-            comfyui_url=env.get("RYLA_COMFYUI_URL", DEFAULT_COMFYUI_URL),
-            models_dir=models_dir,
-            lora_dir=Path(env.get("RYLA_LORA_DIR", str(models_dir / "loras"))),
-            data_dir=Path(env.get("RYLA_DATA_DIR", ".ryla/backend")),
-            api_token=env.get("RYLA_API_TOKEN") or None,
-            deadline_s=_env_float(env, "RYLA_DEADLINE_S", 600.0),
-            max_body_bytes=int(_env_float(env, "RYLA_MAX_BODY_BYTES", 32 * 1024 * 1024)),
-            posthog_api_key=env.get("POSTHOG_API_KEY") or None,
-            posthog_host=env.get("POSTHOG_HOST") or None,
-            fast_mode_compile=env.get("RYLA_FAST_MODE_COMPILE", "1").strip().lower() not in ("0", "false", "no", "off"),
-        )
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    def _lora_dir_inside_models_dir(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("lora_dir") is None:
+            values = {**values, "lora_dir": Path(values.get("models_dir") or "models") / "loras"}
+        return values

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,9 @@ class BackendServer:
         # ComfyUI's models directory, shared as on Modal (one Volume, one path for both):
         # the backend reads there the files ComfyUI does not list (antelopev2's .onnx).
         self.models_dir = double.models_dir
-        self.settings = replace(
-            Settings(comfyui_url=double.url, models_dir=self.models_dir, lora_dir=self.lora_dir,
-                     data_dir=self.data_dir, deadline_s=TEST_DEADLINE_S),
-            **overrides)
+        self.settings = Settings(**{"comfyui_url": double.url, "models_dir": self.models_dir,
+                                    "lora_dir": self.lora_dir, "data_dir": self.data_dir,
+                                    "deadline_s": TEST_DEADLINE_S, **overrides})
         # The double's loras folder lists this LoRA store's files, as the deployed ComfyUI
         # does through extra_model_paths.yaml (several servers may share one double).
         double.add_model_dir("loras", self.settings.lora_dir)

@@ -2,7 +2,7 @@
 the container's paths replaced by the rehearsal's and Modal's transport by an in-process
 call. Prints one JSON line of start figures, then serves the API until killed.
 
-  - ComfyUI: `comfyui_process.comfyui_command(layout)`, the GPU container's command line
+  - ComfyUI: `backend.deploy.comfyui.comfyui_command(layout)`, the GPU container's command line
     (plus the rehearsal's `--front-end-root`, since the frontend package is not carried);
   - the API: the web tier's app (`build_app` with `ModalGraphRunner`: validation against the
     shipped object_info and the models folder, dispatch, deadlines), whose GPU function is
@@ -26,8 +26,10 @@ from typing import Any
 
 import uvicorn
 
-from backend import comfyui_process as proc
 from backend import warmup
+from backend.deploy.comfyui import ComfyUIProcess
+from backend.deploy.layout import ContainerLayout, write_extra_model_paths
+from backend.deploy.web import build_app, deployment_settings
 from backend.gpu_worker import GpuWorker
 from backend.modal_dispatch import ModalGraphRunner
 from backend.settings import names_list
@@ -81,16 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warm-up", default="", help="warm-ups (comma-separated, backend/warmup.py) run once ComfyUI is up")
     a = p.parse_args(argv)
 
-    layout = proc.ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.comfyui_dir / "models",
-                                  lora_dir=a.lora_dir, data_dir=a.data_dir)
-    proc.write_extra_model_paths(layout)
-    command = proc.comfyui_command(layout) + ["--front-end-root", str(a.front_end_root), *a.comfyui_arg]
+    layout = ContainerLayout(comfyui_dir=a.comfyui_dir, models_dir=a.comfyui_dir / "models",
+                             lora_dir=a.lora_dir, data_dir=a.data_dir)
+    write_extra_model_paths(layout)
+    comfy = ComfyUIProcess.for_layout(layout, ["--front-end-root", str(a.front_end_root), *a.comfyui_arg])
     start_epoch, t0 = time.time(), time.monotonic()
     prefetch = names_list(a.prefetch)
     prefetching = warmup.BackgroundPrefetch(prefetch, layout.models_dir, a.prefetch_threads,
                                             a.prefetch_chunk_mb * 2**20) if prefetch else None
-    comfy = subprocess.Popen(command, cwd=a.comfyui_dir, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
-    proc.wait_for_comfyui(comfy, layout.comfyui_url, timeout_s=600)
+    comfy.start(600, stdout=open(a.log, "wb"), stderr=subprocess.STDOUT)
     figures: dict[str, Any] = {"comfyui_ready_s": round(time.monotonic() - t0, 2), "start_epoch": start_epoch}
     if a.warm_up:
         seconds = warmup.warm_up_comfyui(layout.comfyui_url, layout.models_dir, layout.lora_dir,
@@ -101,20 +102,20 @@ def main(argv: list[str] | None = None) -> None:
     if report is not None:
         figures.update(prefetch_s=round(report.seconds, 2), prefetch_gb_per_s=round(report.gb_per_s, 2))
     figures["ready_for_requests_s"] = round(time.monotonic() - t0, 2)
-    figures["command"] = command
+    figures["command"] = comfy.command
 
-    settings = proc.deployment_settings(dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal")),
-                                        layout)
+    settings = deployment_settings(dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal")),
+                                   layout)
     worker = GpuWorker(layout.comfyui_url, models_dir=layout.models_dir, lora_dir=layout.lora_dir)
     runner = ModalGraphRunner(InProcessGpuFunction(worker), AlwaysWarm(),
                               SnapshotValidator(settings.models_dir, settings.lora_dir),
                               cold_start_s=0.0, heartbeat_stale_s=60.0)
-    app = proc.build_app(settings, runner)
+    app = build_app(settings, runner)
     print(json.dumps(figures), flush=True)
     try:
         uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning")
     finally:
-        comfy.terminate()
+        comfy.stop()
 
 
 if __name__ == "__main__":

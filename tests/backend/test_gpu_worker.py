@@ -10,7 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from backend.gpu_worker import ComfyUIProcess, Heartbeat, comfyui_command
+from backend.deploy.comfyui import ComfyUIProcess, comfyui_command
+from backend.deploy.layout import ContainerLayout
+from backend.gpu_worker import Heartbeat
 from tests.comfyui_double import ComfyUIDouble
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +56,7 @@ def test_the_rehearsal_command_reports_a_failed_job_and_exits_1(comfyui_double: 
 
 def test_comfyui_process_reports_an_early_exit(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text("import sys; sys.exit(3)\n")
-    command = comfyui_command(tmp_path, 1)
+    command = comfyui_command(ContainerLayout(comfyui_dir=tmp_path, comfyui_port=1))
     assert command[1:4] == [f"{tmp_path}/main.py", "--listen", "127.0.0.1"]
     process = ComfyUIProcess(command, cwd=tmp_path, url="http://127.0.0.1:1")
     try:

@@ -66,6 +66,7 @@ def test_fast_warm_up_compiles_at_the_size_users_ask_for(comfyui_double, tmp_pat
 
     names = warm_up_names(names_list(" flux-dev , flux-dev-fast"))
     assert warm_up_pipelines(names) == ["flux-dev"]  # one set of files to read ahead
+    _install(tmp_path, "flux-dev", 1)
     seconds = warm_up_comfyui(comfyui_double.url, tmp_path, tmp_path, names, timeout_s=30)
     assert list(seconds) == ["flux-dev", "flux-dev-fast"]
     fast = comfyui_double.jobs[-1].graph
@@ -79,3 +80,52 @@ def test_an_unknown_warm_up_is_named_with_the_known_ones() -> None:
 
     with pytest.raises(UnknownWarmUp, match="flux-dev-fast"):
         warm_up_names(["flux-dev", "flux-turbo"])
+
+
+def test_warm_up_names_follow_the_requests_mode() -> None:
+    from backend.warmup import WARM_UP_REQUESTS, compiles
+
+    assert set(WARM_UP_REQUESTS) == {"flux-dev", "flux-schnell", "flux-dev-fast"}
+    assert WARM_UP_REQUESTS["flux-dev-fast"][1].mode == "fast"
+    assert compiles("flux-dev-fast") and not compiles("flux-dev")
+
+
+def test_a_warm_up_whose_files_are_missing_is_skipped_and_named(comfyui_double, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from backend.warmup import warm_up_comfyui
+
+    # a team that downloaded only Schnell (or whose gated Flux Dev download failed)
+    _install(tmp_path, "flux-schnell", 1)
+    with caplog.at_level("WARNING", logger="backend.warmup"):
+        seconds = warm_up_comfyui(comfyui_double.url, tmp_path, tmp_path,
+                                  ["flux-dev", "flux-dev-fast", "flux-schnell"], timeout_s=30)
+    assert list(seconds) == ["flux-schnell"]
+    assert len(comfyui_double.jobs) == 1  # Flux Dev's prompt never reached ComfyUI
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2 and all("diffusion_models/flux1-dev.safetensors" in m for m in skipped)
+
+
+def test_a_failing_warm_up_is_logged_and_the_container_still_starts(comfyui_double, tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from backend.warmup import warm_up_comfyui
+
+    _install(tmp_path, "flux-dev", 1)
+    _install(tmp_path, "flux-schnell", 1)
+    comfyui_double.fail_next("CUDA out of memory")
+    with caplog.at_level("WARNING", logger="backend.warmup"):
+        seconds = warm_up_comfyui(comfyui_double.url, tmp_path, tmp_path, ["flux-dev", "flux-schnell"],
+                                  timeout_s=30)
+    assert list(seconds) == ["flux-schnell"]
+    assert any("flux-dev failed" in r.getMessage() and "out of memory" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_pipeline_readiness_compares_the_manifest_with_the_models_dir(tmp_path: Path) -> None:
+    from backend.warmup import missing_files, pipeline_readiness
+
+    assert not any(pipeline_readiness(tmp_path).values())
+    _install(tmp_path, "flux-schnell", 1)
+    ready = pipeline_readiness(tmp_path)
+    assert ready["flux-schnell"] is True and ready["flux-dev"] is False
+    assert "diffusion_models/flux1-dev.safetensors" in missing_files("flux-dev", tmp_path)
+    assert all(not m.startswith("loras/") for m in missing_files("flux-lora", tmp_path))

@@ -44,7 +44,23 @@ def volume_names(options: dict[str, Any]) -> dict[str, str]:
 
 
 def secret_names(options: dict[str, Any]) -> list[str]:
-    return [repr(s).split("'")[1] for s in options["secrets"]]
+    """The named Secrets (Secret.from_name) a function gets."""
+    return [repr(s).split("'")[1] for s in options["secrets"] if "from_name" in repr(s)]
+
+
+def secret_env(options: dict[str, Any]) -> dict[str, str]:
+    """The variables the function's container gets from Secret.from_dict (what `env=` makes)."""
+    env: dict[str, str] = {}
+    for secret in options["secrets"]:
+        if "from_dict" not in repr(secret):
+            continue
+        # _load -> load_env_dict -> the dict it was given
+        loader = _closure_vars(synchronizer._translate_in(secret)._load)["load_env_dict"]
+        found = [v for v in _closure_vars(loader).values() if isinstance(v, dict)]
+        if len(found) != 1:
+            raise KeyError("modal no longer keeps Secret.from_dict's variables where these tests look")
+        env.update(found[0])
+    return env
 
 
 def local_python_sources(image: modal.Image) -> set[str]:

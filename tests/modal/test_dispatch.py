@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 import backend.modal_app as m
 from backend.gpu_worker import GpuWorker
 from backend.modal_dispatch import ModalGraphRunner
-from backend.settings import Settings
+from backend.deploy.web import deployment_settings
 from backend.snapshot_validation import SnapshotValidator
 from tests.backend.helpers import SMALL, data_url, image_bytes
 from tests.builders import safetensors_bytes
@@ -118,15 +118,16 @@ def make_web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
     commits: list[str] = []
     monkeypatch.setattr(m, "_reload_models", lambda: refreshes.append("models"))
     monkeypatch.setattr(m, "_reload_loras", lambda: refreshes.append("loras"))
+    monkeypatch.setattr(m, "_commit_data", lambda: commits.append("data"))
     monkeypatch.setattr(m, "lora_volume", type("V", (), {"commit": lambda self: commits.append("loras")})())
     clients: list[TestClient] = []
 
     def make(behave: Callable[[dict[str, Any]], Awaitable[Any]], *, deadline_s: float = 20.0,
              grace_s: float = 1.0, installed: tuple[str, ...] = ("flux-dev", "flux-schnell",
                                                                  "flux-lora", "pulid")) -> WebTier:
-        base = m.deployment_settings({"RYLA_API_TOKEN": TOKEN, "RYLA_DEADLINE_S": str(deadline_s)})
-        settings = Settings(**{**base.__dict__, "models_dir": tmp_path / "models",
-                               "lora_dir": tmp_path / "loras", "data_dir": tmp_path / "data"})
+        settings = deployment_settings({"RYLA_API_TOKEN": TOKEN, "RYLA_DEADLINE_S": str(deadline_s)},
+                                       m.LAYOUT).model_copy(update={
+            "models_dir": tmp_path / "models", "lora_dir": tmp_path / "loras", "data_dir": tmp_path / "data"})
         install(settings.models_dir, *installed)
         gpu, beats = FakeGpu(behave), FakeHeartbeats()
         validator = SnapshotValidator(settings.models_dir, settings.lora_dir,
@@ -213,6 +214,30 @@ def test_without_the_token_nothing_runs(make_web: Callable[..., WebTier]) -> Non
     response = web.client.post("/flux", json={"prompt": "x"})
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
     assert web.gpu.jobs == []
+
+
+def test_without_the_token_no_volume_is_reloaded_or_committed(make_web: Callable[..., WebTier]) -> None:
+    # Anyone on the internet can send these: none may make the app do Volume work.
+    web = make_web(lambda job: pytest.fail("the GPU was asked"))  # type: ignore[arg-type,return-value]
+    wrong = {"Authorization": "Bearer wrong"}
+    answers = [web.client.get("/models"), web.client.get("/loras", headers=wrong),
+               web.client.post("/flux-dev", json={"prompt": "x"}),
+               web.client.post("/flux-lora", json={"prompt": "x", "lora_id": "alice"}, headers=wrong),
+               web.client.post("/loras", data={"id": "alice"},
+                               files={"file": ("a.safetensors", safetensors_bytes(), "application/octet-stream")})]
+    assert [a.status_code for a in answers] == [401] * 5
+    assert web.refreshes == [] and web.commits == []
+
+
+def test_a_refused_generation_commits_nothing(make_web: Callable[..., WebTier]) -> None:
+    async def ok(job: dict[str, Any]) -> dict[str, Any]:
+        return wire_ok()
+
+    web = make_web(ok)
+    assert web.client.post("/flux-dev", json={"prompt": "x", "steps": 0}, headers=AUTH).status_code == 400
+    assert web.commits == []
+    assert web.client.post("/flux-dev", json={"prompt": "x"}, headers=AUTH).status_code == 200
+    assert web.commits == ["data"]  # the generation that was run, not the refused one
 
 
 @pytest.mark.parametrize(("code", "status"), [
@@ -347,6 +372,45 @@ def test_a_lora_upload_is_written_to_the_volume_committed_and_used(
     assert m.uses_loras(job["graph"]) and not m.uses_loras({"1": {"inputs": {"seed": 1}}})
 
 
+def _failing_lora_commits(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
+    """The LoRA Volume's commit fails `failures` times (open files), then succeeds."""
+    import backend.deploy.web as deploy_web
+
+    monkeypatch.setattr(deploy_web, "PUBLISH_RETRY_DELAYS_S", (0.0, 0.0))
+    attempts: list[str] = []
+
+    def commit(self: object) -> None:
+        attempts.append("commit")
+        if len(attempts) <= failures:
+            raise RuntimeError("there are open files preventing the operation")
+
+    monkeypatch.setattr(m, "lora_volume", type("V", (), {"commit": commit})())
+    return attempts
+
+
+def test_a_lora_commit_that_fails_once_is_retried(make_web: Callable[..., WebTier],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = _failing_lora_commits(monkeypatch, failures=1)
+    web = make_web(lambda job: pytest.fail("the GPU was asked"))  # type: ignore[arg-type,return-value]
+    response = web.client.post("/loras", headers=AUTH, data={"id": "alice"},
+                               files={"file": ("a.safetensors", safetensors_bytes(), "application/octet-stream")})
+    assert response.status_code == 200, response.text
+    assert attempts == ["commit", "commit"]
+
+
+def test_a_lora_commit_that_keeps_failing_is_a_503_in_the_error_shape(
+        make_web: Callable[..., WebTier], monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = _failing_lora_commits(monkeypatch, failures=99)
+    web = make_web(lambda job: pytest.fail("the GPU was asked"))  # type: ignore[arg-type,return-value]
+    response = web.client.post("/loras", headers=AUTH, data={"id": "alice"},
+                               files={"file": ("a.safetensors", safetensors_bytes(), "application/octet-stream")})
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "lora_not_published" and "upload it again" in error["message"]
+    assert "open files" in error["message"] and "Traceback" not in response.text
+    assert attempts == ["commit"] * 3  # the first try and two retries
+
+
 # -- /health and the studio ----------------------------------------------------------------
 
 
@@ -365,6 +429,15 @@ def test_health_is_cold_without_heartbeats_and_says_what_a_cold_start_costs(
     web.heartbeats.beats = {"c1": {"at": now - m.HEARTBEAT_STALE_S - 1, "busy": False}}
     assert web.client.get("/health").json()["generation"]["state"] == "cold"  # a stale beat
     assert web.gpu.jobs == []
+
+
+def test_health_says_which_pipelines_have_all_their_files(make_web: Callable[..., WebTier]) -> None:
+    web = make_web(lambda job: pytest.fail("the GPU was asked"),  # type: ignore[arg-type,return-value]
+                   installed=("flux-schnell", "z-image"))  # a deployment without Flux Dev
+    pipelines = web.client.get("/health").json()["pipelines"]
+    assert pipelines["flux-schnell"] is True and pipelines["z-image"] is True
+    assert pipelines["flux-dev"] is False and pipelines["wan2"] is False
+    assert web.refreshes == []  # cheap: no Volume reload for the studio's polling
 
 
 @pytest.mark.parametrize("trouble", ["fails", "hangs"])

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-import backend.modal_app as m
+from backend.deploy import image as pins
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_TIMEOUT_S = 40 * 60  # a guard for a first, uncached run on a slow line
@@ -74,19 +74,19 @@ def _image_env(base: Path, packages: Sequence[str]) -> tuple[str, dict[str, str]
     python = str(env_dir / "bin" / "python")
     cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
     pip = [python, "-m", "pip", "--disable-pip-version-check", "--cache-dir", cache]
-    torch_stack = [spec for spec in packages if spec in m.TORCH_PACKAGES]
+    torch_stack = [spec for spec in packages if spec in pins.TORCH_PACKAGES]
     if torch_stack:
         wheels = base / "stand-ins"
         wheels.mkdir()
         stand_ins = [str(_stand_in_wheel(spec, wheels)) for spec in torch_stack]
         _run([*pip, "install", "--no-deps", "--no-index", *stand_ins], timeout=300)
     # torch's pins stay in: the resolve must agree with them, which the stand-ins satisfy
-    wanted = [spec for spec in packages if spec not in m.GPU_PACKAGES or spec in torch_stack]
+    wanted = [spec for spec in packages if spec not in pins.GPU_PACKAGES or spec in torch_stack]
     _run([*pip, "install", *wanted], timeout=INSTALL_TIMEOUT_S)
     installed = {d["name"].lower().replace("_", "-"): d["version"] for d in json.loads(
         _run([*pip, "list", "--format", "json"], timeout=120).stdout)}
     source = base / "root"  # only what the image adds: add_local_python_source
-    for package in m.LOCAL_PACKAGES:
+    for package in pins.LOCAL_PACKAGES:
         shutil.copytree(ROOT / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return python, installed, source
@@ -103,7 +103,8 @@ BUILD_WEB_APP = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from fastapi.testclient import TestClient
-    from backend.comfyui_process import ContainerLayout, build_app, deployment_settings
+    from backend.deploy.layout import ContainerLayout
+    from backend.deploy.web import build_app, deployment_settings
     from backend.modal_dispatch import ModalGraphRunner
     from backend.snapshot_validation import SnapshotValidator
 
@@ -145,7 +146,8 @@ BUILD_GPU_WORKER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from backend.comfyui_client import ComfyUIClient
-    from backend.comfyui_process import ContainerLayout, comfyui_command
+    from backend.deploy.comfyui import comfyui_command
+    from backend.deploy.layout import ContainerLayout
     from backend.gpu_worker import GpuWorker
 
     base = Path(sys.argv[1])
@@ -168,9 +170,9 @@ def _assert_web_app(result: dict) -> None:
 
 @pytest.mark.timeout(INSTALL_TIMEOUT_S + 300)
 def test_cpu_image_serves_the_web_tier(tmp_path: Path) -> None:
-    python, installed, source = _image_env(tmp_path, m.CPU_IMAGE_PACKAGES)
+    python, installed, source = _image_env(tmp_path, pins.CPU_IMAGE_PACKAGES)
     assert "modal" not in installed  # Modal brings its own client into the container
-    for spec in m.HUB_PACKAGES:
+    for spec in pins.HUB_PACKAGES:
         name, version = spec.split("==")
         assert installed.get(name.lower().replace("_", "-")) == version, spec
     _assert_web_app(_run_in_image(python, source, BUILD_WEB_APP, tmp_path))
@@ -178,9 +180,9 @@ def test_cpu_image_serves_the_web_tier(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(INSTALL_TIMEOUT_S + 300)
 def test_gpu_image_runs_the_worker_and_the_web_app(tmp_path: Path) -> None:
-    python, installed, source = _image_env(tmp_path, m.IMAGE_PACKAGES)
+    python, installed, source = _image_env(tmp_path, pins.IMAGE_PACKAGES)
     assert "modal" not in installed
-    for spec in (*m.COMFYUI_PACKAGES, *m.CUSTOM_NODE_PACKAGES, *m.HUB_PACKAGES):
+    for spec in (*pins.COMFYUI_PACKAGES, *pins.CUSTOM_NODE_PACKAGES, *pins.HUB_PACKAGES):
         name, version = spec.split("==")
         assert installed.get(name.lower().replace("_", "-")) == version, spec
     worker = _run_in_image(python, source, BUILD_GPU_WORKER, tmp_path)

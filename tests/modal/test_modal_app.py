@@ -16,7 +16,11 @@ import pytest
 import yaml
 
 import backend.modal_app as m
-from backend.comfyui_process import ContainerLayout
+from backend.deploy import image as pins
+from backend.deploy.comfyui import comfyui_command
+from backend.deploy.web import deployment_settings
+from backend.settings import Settings
+from backend.deploy.layout import ContainerLayout
 from tests.modal.modal_introspect import (
     function_options,
     image_commands,
@@ -32,6 +36,11 @@ from tests.modal.modal_introspect import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def layout_settings(env: dict[str, str]) -> Settings:
+    """The web tier's settings from `env`, with the Modal containers' paths."""
+    return deployment_settings(env, m.LAYOUT)
 
 
 def _import_in_subprocess(env_extra: dict[str, str], code: str, tmp_path: Path) -> str:
@@ -56,22 +65,22 @@ def test_app_name() -> None:
 
 def test_both_tiers_mount_models_at_comfyui_models_dir_and_loras_where_the_backend_reads() -> None:
     mounts = volume_names(function_options(m.ComfyUIWorker))
-    assert mounts == {f"{m.COMFYUI_DIR}/models": "ryla-models", "/loras": "ryla-loras"}
+    assert mounts == {f"{str(m.LAYOUT.comfyui_dir)}/models": "ryla-models", "/loras": "ryla-loras"}
     # the web tier validates against, and uploads LoRAs to, the very same Volumes
     # ... and keeps its job records and outputs on a third
     assert volume_names(function_options(m.web)) == {**mounts, m.DATA_DIR: "ryla-data"}
-    settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
+    settings = layout_settings({"RYLA_API_TOKEN": "t0k"})
     assert mounts[str(settings.models_dir)] == "ryla-models"
     assert mounts[str(settings.lora_dir)] == "ryla-loras"
     # ComfyUI itself is told that the LoRA Volume is a "loras" folder
     extra = yaml.safe_load(m.EXTRA_MODEL_PATHS_YAML)
     assert [v["loras"] for v in extra.values()] == [str(settings.lora_dir)]
-    cmd = m.comfyui_command()
-    assert cmd[cmd.index("--extra-model-paths-config") + 1] == m.EXTRA_MODEL_PATHS
-    assert cmd[cmd.index("--port") + 1] == str(m.COMFYUI_PORT)
+    cmd = comfyui_command(m.LAYOUT)
+    assert cmd[cmd.index("--extra-model-paths-config") + 1] == str(m.LAYOUT.extra_model_paths)
+    assert cmd[cmd.index("--port") + 1] == str(m.LAYOUT.comfyui_port)
     assert cmd[cmd.index("--listen") + 1] == "127.0.0.1"  # only this container talks to it
-    assert m.COMFYUI_URL == f"http://127.0.0.1:{m.COMFYUI_PORT}"
-    written = [c for c in image_commands(m.image) if m.EXTRA_MODEL_PATHS in c]
+    assert m.LAYOUT.comfyui_url == f"http://127.0.0.1:{m.LAYOUT.comfyui_port}"
+    written = [c for c in image_commands(m.image) if str(m.LAYOUT.extra_model_paths) in c]
     assert len(written) == 1
     printed = re.search(r"printf '(.*)' >", written[0]).group(1).replace("\\n", "\n")
     assert yaml.safe_load(printed) == extra
@@ -85,7 +94,7 @@ def test_gpu_class_takes_one_input_per_container_so_a_burst_fans_out() -> None:
     # max_containers, never a queue inside one container
     assert opts["max_concurrent_inputs"] == m.GPU_INPUTS_PER_CONTAINER == 1
     assert opts["target_concurrent_inputs_int"] in (None, 0, 1)
-    assert opts["max_containers"] == m.MAX_CONTAINERS >= 5
+    assert opts["max_containers"] == m.OPTIONS.max_containers >= 5
     assert opts["scaledown_window"] == 300 and opts["min_containers"] == 0
     assert opts["enable_memory_snapshot"] is True
     assert opts["experimental_options"] == {"enable_gpu_snapshot": "True"}
@@ -96,12 +105,13 @@ def test_gpu_class_takes_one_input_per_container_so_a_burst_fans_out() -> None:
     assert flags["after_restore"].name == "ENTER_POST_SNAPSHOT"
     assert flags["stop_comfyui"].name == "EXIT"
     assert flags["run_graph"].name == "CALLABLE_INTERFACE"
+    assert flags["check"].name == "CALLABLE_INTERFACE"
 
 
 def test_no_gpu_function_serves_a_web_endpoint_and_the_web_tier_has_no_gpu() -> None:
     modal_objects = {name: obj for name, obj in vars(m).items()
                      if isinstance(obj, (modal.Function, modal.Cls))}
-    assert set(modal_objects) == {"download_models", "ComfyUIWorker", "web"}
+    assert set(modal_objects) == {"download_models", "ComfyUIWorker", "web", "prune_data"}
     for name in method_flags(m.ComfyUIWorker):
         assert method_params(m.ComfyUIWorker, name).webhook_config is None, name
     assert webhook_config(m.download_models) is None
@@ -138,20 +148,96 @@ def test_gpu_and_snapshot_are_configurable_at_deploy_time(tmp_path: Path) -> Non
     assert "ENTER_PRE_SNAPSHOT" not in flags and flags.count("ENTER_POST_SNAPSHOT") == 2
 
 
+def test_deploy_time_settings_reach_the_containers(tmp_path: Path) -> None:
+    # At deploy time: the deploying shell sets them ...
+    deploying = {"RYLA_MODAL_WARM_UP": "flux-dev,flux-dev-fast", "RYLA_DEADLINE_S": "120",
+                 "RYLA_RETENTION_DAYS": "7", "RYLA_MODAL_MAX_CONTAINERS": "3",
+                 "RYLA_API_TOKEN": "never-in-a-definition", "RYLA_MODELS_DIR": "/elsewhere"}
+    code = (
+        "import json, backend.modal_app as m\n"
+        "from tests.modal.modal_introspect import function_options, secret_env\n"
+        "print(json.dumps({name: secret_env(function_options(getattr(m, name)))\n"
+        "                  for name in ('ComfyUIWorker', 'web', 'prune_data')}))"
+    )
+    given = json.loads(_import_in_subprocess(deploying, code, tmp_path))
+    passed_on = {"RYLA_MODAL_WARM_UP": "flux-dev,flux-dev-fast", "RYLA_DEADLINE_S": "120",
+                 "RYLA_RETENTION_DAYS": "7", "RYLA_MODAL_MAX_CONTAINERS": "3"}
+    # ... each function's definition carries them (the secret and the paths stay out) ...
+    assert given == {"ComfyUIWorker": passed_on, "web": passed_on, "prune_data": passed_on}
+    # ... and a container, whose environment holds only what the definition gives it,
+    # reads the same values when it imports the module again.
+    container = ("import json, os, backend.modal_app as m\n"
+                 "from backend.settings import Settings\n"
+                 "s = Settings.from_env()\n"
+                 "print(json.dumps([list(m.OPTIONS.warm_up), s.deadline_s, s.retention_days]))")
+    warm_ups, deadline_s, retention_days = json.loads(
+        _import_in_subprocess(given["ComfyUIWorker"], container, tmp_path))
+    assert (warm_ups, deadline_s, retention_days) == (["flux-dev", "flux-dev-fast"], 120.0, 7.0)
+
+
+def test_the_exit_hook_runs_after_a_start_that_failed_before_the_heartbeat() -> None:
+    class ComfyUIThatNeverAnswers:
+        stopped = False
+
+        def wait_ready(self, timeout_s: float) -> None:
+            raise TimeoutError("ComfyUI did not answer")
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    container = m.ComfyUIWorker._get_user_cls().__new__(m.ComfyUIWorker._get_user_cls())
+    container.comfyui, container.started_in = ComfyUIThatNeverAnswers(), "elsewhere"
+    with pytest.raises(TimeoutError):
+        raw_method(m.ComfyUIWorker, "after_restore")(container)
+    raw_method(m.ComfyUIWorker, "stop_comfyui")(container)  # no AttributeError: no heartbeat yet
+    assert container.comfyui.stopped
+    bare = m.ComfyUIWorker._get_user_cls().__new__(m.ComfyUIWorker._get_user_cls())
+    raw_method(m.ComfyUIWorker, "stop_comfyui")(bare)  # start_comfyui failed at once
+
+
+def test_the_data_volume_is_pruned_daily_on_the_cpu_image() -> None:
+    opts = function_options(m.prune_data)
+    assert volume_names(opts) == {m.DATA_DIR: "ryla-data"}
+    assert opts["gpu"] is None and uses_image(opts, m.cpu_image)
+    assert "days: 1" in str(opts["schedule"].proto_message)
+
+
+def test_the_first_deploy_check_asks_the_deployed_gpu_class_and_fails_loudly(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    asked: list[tuple[str, str]] = []
+
+    class DeployedWorker:
+        class check:  # noqa: N801 - the method handle's shape: .remote()
+            @staticmethod
+            def remote() -> dict:
+                return {"ok": False, "text": "FAIL CUDA works: torch.cuda.is_available() is False"}
+
+    def from_name(app_name: str, name: str) -> type[DeployedWorker]:
+        asked.append((app_name, name))
+        return DeployedWorker
+
+    monkeypatch.setattr(modal.Cls, "from_name", from_name)
+    with pytest.raises(SystemExit) as exited:
+        m.check.info.raw_f()
+    assert exited.value.code == 1 and asked == [("ryla-comfyui", "ComfyUIWorker")]
+    assert "FAIL CUDA works" in capsys.readouterr().out
+    assert method_params(m.ComfyUIWorker, "check").webhook_config is None
+
+
 def test_image_pins_comfyui_and_both_node_packs_at_full_commits() -> None:
     lines = image_commands(m.image)
     for repo, commit, dest in (
-        (m.COMFYUI_REPO, m.COMFYUI_COMMIT, m.COMFYUI_DIR),
-        (m.INSTANTID_REPO, m.INSTANTID_COMMIT, f"{m.COMFYUI_DIR}/custom_nodes/ComfyUI_InstantID"),
-        (m.PULID_REPO, m.PULID_COMMIT, f"{m.COMFYUI_DIR}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
+        (pins.COMFYUI_REPO, pins.COMFYUI_COMMIT, str(m.LAYOUT.comfyui_dir)),
+        (pins.INSTANTID_REPO, pins.INSTANTID_COMMIT, f"{str(m.LAYOUT.comfyui_dir)}/custom_nodes/ComfyUI_InstantID"),
+        (pins.PULID_REPO, pins.PULID_COMMIT, f"{str(m.LAYOUT.comfyui_dir)}/custom_nodes/ComfyUI_PuLID_Flux_ll"),
     ):
         assert re.fullmatch(r"[0-9a-f]{40}", commit)
         assert f"RUN git -C {dest} remote add origin {repo}" in lines
         assert f"RUN git -C {dest} fetch -q --depth 1 origin {commit}" in lines
         assert f'RUN test "$(git -C {dest} rev-parse HEAD)" = "{commit}"' in lines
-    assert m.INSTANTID_COMMIT.startswith("1ef34ef57358")
-    assert m.PULID_COMMIT.startswith("ba90657fe6ff")
-    assert m.COMFYUI_VERSION == "v0.12.1" and m.COMFYUI_COMMIT.startswith("3be017516643")
+    assert pins.INSTANTID_COMMIT.startswith("1ef34ef57358")
+    assert pins.PULID_COMMIT.startswith("ba90657fe6ff")
+    assert pins.COMFYUI_VERSION == "v0.12.1" and pins.COMFYUI_COMMIT.startswith("3be017516643")
     assert local_python_sources(m.image) >= {"backend", "workflows"}
 
 
@@ -161,17 +247,17 @@ def test_image_installs_every_package_list_in_one_resolve() -> None:
     assert len(resolves) == 1  # one pip resolve: versions that fit every list at once
     # modal quotes specifiers with < or > and sorts the packages
     installed = set(shlex.split(resolves[0].split(" install ", 1)[1]))
-    assert installed == set(m.IMAGE_PACKAGES)
-    for spec in (*m.TORCH_PACKAGES, *m.COMFYUI_PACKAGES, *m.CUSTOM_NODE_PACKAGES,
-                 *m.BACKEND_PACKAGES, *m.HUB_PACKAGES):
+    assert installed == set(pins.IMAGE_PACKAGES)
+    for spec in (*pins.TORCH_PACKAGES, *pins.COMFYUI_PACKAGES, *pins.CUSTOM_NODE_PACKAGES,
+                 *pins.BACKEND_PACKAGES, *pins.HUB_PACKAGES):
         assert spec in installed
     assert "insightface==2.1" in installed  # the pure-Python wheel: nothing compiled
     assert not [line for line in lines if "cython" in line.lower()]
     # the GPU onnxruntime replaces the CPU one insightface pulls in, after the resolve
     swap = lines.index("RUN pip uninstall -y onnxruntime")
-    assert lines[swap + 1] == f"RUN pip install --no-deps --force-reinstall {m.ONNXRUNTIME_GPU}"
+    assert lines[swap + 1] == f"RUN pip install --no-deps --force-reinstall {pins.ONNXRUNTIME_GPU}"
     assert lines.index(resolves[0]) < swap
-    assert set(m.GPU_PACKAGES) == {*m.TORCH_PACKAGES, m.ONNXRUNTIME_GPU}
+    assert set(pins.GPU_PACKAGES) == {*pins.TORCH_PACKAGES, pins.ONNXRUNTIME_GPU}
 
 
 def _requirement_name(line: str) -> str:
@@ -179,18 +265,18 @@ def _requirement_name(line: str) -> str:
 
 
 def test_comfyui_packages_are_comfyuis_requirements_at_the_pinned_commit() -> None:
-    text = (ROOT / "backend" / m.COMFYUI_REQUIREMENTS).read_text()
-    assert f"# source-commit: {m.COMFYUI_COMMIT}" in text.splitlines()
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in m.COMFYUI_PACKAGES)
+    text = (ROOT / "backend" / pins.COMFYUI_REQUIREMENTS).read_text()
+    assert f"# source-commit: {pins.COMFYUI_COMMIT}" in text.splitlines()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins.COMFYUI_PACKAGES)
     upstream = _upstream_requirements()
     if upstream is None:
-        pytest.skip(f"ComfyUI's requirements.txt at {m.COMFYUI_COMMIT[:12]} is not here: needs "
+        pytest.skip(f"ComfyUI's requirements.txt at {pins.COMFYUI_COMMIT[:12]} is not here: needs "
                     "COMFYUI_GIT (a git directory holding that commit) or the tree that "
                     "tools/upstream-comfyui.sh sets up")
     wanted = {_requirement_name(line) for line in upstream.splitlines()
               if line.strip() and not line.lstrip().startswith("#")}
-    torch_stack = {_requirement_name(p) for p in m.TORCH_PACKAGES}
-    assert {_requirement_name(p) for p in m.COMFYUI_PACKAGES} == wanted - torch_stack
+    torch_stack = {_requirement_name(p) for p in pins.TORCH_PACKAGES}
+    assert {_requirement_name(p) for p in pins.COMFYUI_PACKAGES} == wanted - torch_stack
     assert torch_stack <= wanted
 
 
@@ -200,7 +286,7 @@ def _upstream_requirements() -> str | None:
     git_dir = os.environ.get("COMFYUI_GIT", "")
     if git_dir and Path(git_dir).is_dir():
         out = subprocess.run(["git", "--git-dir", git_dir, "show",
-                              f"{m.COMFYUI_COMMIT}:requirements.txt"],
+                              f"{pins.COMFYUI_COMMIT}:requirements.txt"],
                              capture_output=True, text=True)
         if out.returncode == 0:
             return out.stdout
@@ -214,7 +300,7 @@ def _upstream_requirements() -> str | None:
 def test_backend_packages_match_pyproject() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     by_name = {re.split(r"[<>=!\[ ]", d)[0].lower(): d for d in deps}
-    for spec in m.BACKEND_PACKAGES:
+    for spec in pins.BACKEND_PACKAGES:
         assert by_name[re.split(r"[<>=!\[ ]", spec)[0].lower()] == spec
 
 
@@ -268,10 +354,10 @@ def test_download_of_z_image_fetches_its_two_files_without_a_token(tmp_path: Pat
 
 def test_settings_refuse_to_serve_without_a_token() -> None:
     with pytest.raises(RuntimeError, match="ryla-api-token"):
-        m.deployment_settings({})
+        layout_settings({})
     with pytest.raises(RuntimeError):
-        m.deployment_settings({"RYLA_API_TOKEN": "  "})
-    s = m.deployment_settings({"RYLA_API_TOKEN": "abc", "RYLA_DEADLINE_S": "120",
+        layout_settings({"RYLA_API_TOKEN": "  "})
+    s = layout_settings({"RYLA_API_TOKEN": "abc", "RYLA_DEADLINE_S": "120",
                                "RYLA_MODELS_DIR": "/elsewhere"})
     assert s.api_token == "abc" and s.deadline_s == 120.0
     assert str(s.models_dir) == m.MODELS_DIR  # the mount path wins over the env
@@ -308,7 +394,7 @@ def test_served_app_requires_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
     monkeypatch.setattr(m, "_reload_models", lambda: None)  # no Volume offline
-    settings = m.deployment_settings({"RYLA_API_TOKEN": "s3cret"})
+    settings = layout_settings({"RYLA_API_TOKEN": "s3cret"})
     client = TestClient(m.build_asgi_app(settings, m.web_runner(settings)))
     assert client.get("/models").status_code == 401
     assert client.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -321,8 +407,8 @@ def test_deployment_functions_need_no_modal_package(tmp_path: Path) -> None:
     code = (
         "import sys, json; sys.modules['modal'] = None\n"
         "from pathlib import Path\n"
-        "from backend.comfyui_process import (ContainerLayout, comfyui_command,\n"
-        "                                     write_extra_model_paths)\n"
+        "from backend.deploy.comfyui import comfyui_command\n"
+        "from backend.deploy.layout import ContainerLayout, write_extra_model_paths\n"
         f"base = Path({str(tmp_path)!r})\n"
         "layout = ContainerLayout(comfyui_dir=base / 'cu' / 'ComfyUI',\n"
         "                         models_dir=base / 'cu' / 'ComfyUI' / 'models',\n"
@@ -342,8 +428,8 @@ def test_deployment_functions_need_no_modal_package(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="models directory"):
         ContainerLayout(comfyui_dir=comfyui_dir, models_dir=tmp_path / "elsewhere")
     # the Modal containers' layout: the paths the image and the Volumes use
-    assert (m.MODELS_DIR, m.EXTRA_MODEL_PATHS) == (
-        f"{m.COMFYUI_DIR}/models", "/root/comfy/extra_model_paths.yaml")
+    assert (m.MODELS_DIR, str(m.LAYOUT.extra_model_paths)) == (
+        f"{str(m.LAYOUT.comfyui_dir)}/models", "/root/comfy/extra_model_paths.yaml")
 
 
 def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> None:
@@ -352,7 +438,6 @@ def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> 
     # graph at once, so switching pipelines never reads a model from the Volume again.
     import json
 
-    from backend.comfyui_process import ContainerLayout, comfyui_command
     from workflows.registry import PIPELINES
 
     nodes = sum(len(json.loads(p.graph_path.read_text())) for p in PIPELINES.values())
@@ -364,21 +449,19 @@ def test_comfyui_caches_every_node_of_every_pipeline_so_models_stay_loaded() -> 
 def test_image_fixes_the_pulid_pack_after_checkout_and_before_it_runs() -> None:
     lines = image_commands(m.image)
     checkout = next(i for i, c in enumerate(lines) if "ComfyUI_PuLID_Flux_ll" in c and "checkout" in c)
-    patch = next(i for i, c in enumerate(lines) if f"python {m.NODEPACK_PATCHES} {m.COMFYUI_DIR}/custom_nodes" in c)
+    patch = next(i for i, c in enumerate(lines) if f"python {m.NODEPACK_PATCHES} {str(m.LAYOUT.comfyui_dir)}/custom_nodes" in c)
     assert checkout < patch
 
 
 def test_records_and_outputs_are_on_the_data_volume() -> None:
     mounts = volume_names(function_options(m.web))
-    settings = m.deployment_settings({"RYLA_API_TOKEN": "t0k"})
+    settings = layout_settings({"RYLA_API_TOKEN": "t0k"})
     assert mounts[str(settings.data_dir)] == "ryla-data"
 
 
 def test_data_volume_is_committed_after_each_generation(monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     pytest.importorskip("backend.api")
-    from dataclasses import replace
-
     from fastapi.testclient import TestClient
 
     from backend.comfyui_client import ComfyUIClient
@@ -388,8 +471,8 @@ def test_data_volume_is_committed_after_each_generation(monkeypatch: pytest.Monk
     commits: list[str] = []
     monkeypatch.setattr(m, "_commit_data", lambda: commits.append("data"))
     monkeypatch.setattr(m, "_reload_loras", lambda: None)  # no Volume offline
-    settings = replace(m.deployment_settings({"RYLA_API_TOKEN": "t"}), data_dir=tmp_path / "d",
-                       lora_dir=tmp_path / "loras")
+    settings = layout_settings({"RYLA_API_TOKEN": "t"}).model_copy(
+        update={"data_dir": tmp_path / "d", "lora_dir": tmp_path / "loras"})
     # no GPU tier here: a runner whose ComfyUI is down makes every generation a 503
     down = ComfyUIRunner(ComfyUIClient(f"http://127.0.0.1:{free_port()}",
                                        models_dir=tmp_path, lora_dir=tmp_path / "loras"))
@@ -407,18 +490,18 @@ def test_fast_mode_can_compile_in_the_image_and_keeps_its_cache_on_the_models_vo
     lines = image_commands(m.image)
     apt = next(line for line in lines if "apt-get install" in line)
     assert " gcc" in apt  # Triton builds its launchers with the C compiler
-    assert f"RUN python -m compileall -q {m.COMFYUI_DIR}" in lines
-    assert any(f"TORCHINDUCTOR_CACHE_DIR={m.COMPILE_CACHE_DIR}" in line.replace('"', "").replace("'", "")
+    assert f"RUN python -m compileall -q {str(m.LAYOUT.comfyui_dir)}" in lines
+    assert any(f"TORCHINDUCTOR_CACHE_DIR={str(m.LAYOUT.compile_cache_dir)}" in line.replace('"', "").replace("'", "")
                for line in lines)
     mounts = volume_names(function_options(m.ComfyUIWorker))
-    assert m.COMPILE_CACHE_DIR.startswith(m.MODELS_DIR + "/") and mounts[m.MODELS_DIR] == "ryla-models"
+    assert str(m.LAYOUT.compile_cache_dir).startswith(m.MODELS_DIR + "/") and mounts[m.MODELS_DIR] == "ryla-models"
 
 
 def test_warm_ups_are_known_names() -> None:
     from backend.warmup import WARM_UP_REQUESTS
 
-    assert m.WARM_UPS == ("flux-dev",)
-    assert set(m.WARM_UPS) <= set(WARM_UP_REQUESTS)
+    assert m.OPTIONS.warm_up == ("flux-dev",)
+    assert set(m.OPTIONS.warm_up) <= set(WARM_UP_REQUESTS)
 
 
 def test_a_containers_first_compiled_job_commits_the_compile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
