@@ -22,7 +22,7 @@ DOCUMENTED = {
     "GraphRunner.check": "backend.graph_runner:GraphRunner.check",
     "GraphRunner.run": "backend.graph_runner:GraphRunner.run",
     "create_app": "backend.api:create_app",
-    "build_app": "backend.comfyui_process:build_app",
+    "build_app": "backend.deploy.web:build_app",
     "RylaClient.__init__": "ui.client.http:RylaClient.__init__",
     "RylaClient.generate": "ui.client.http:RylaClient.generate",
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build .gpu/ (git-ignored), which travels with the tree to the GPU machine, where
 # nothing can be fetched: the cp312 wheels the machine lacks, upstream ComfyUI at the
-# commit backend/modal_app.py pins with both node packs, and the antelopev2 stand-ins.
+# commit backend/deploy/image.py pins with both node packs, and the antelopev2 stand-ins.
 #
 # Needs git directories (bare is fine) of the three repositories, as
 # tools/upstream-comfyui.sh does: COMFYUI_GIT (hiddenswitch's distribution,
@@ -15,7 +15,7 @@ G=.gpu; mkdir -p $G/whl
 PY=${STANDIN_PYTHON:-/tmp/upcomfy/venv/bin/python}
 pins=$(python3 -c "
 import re, pathlib
-s = pathlib.Path('backend/modal_app.py').read_text()
+s = pathlib.Path('backend/deploy/image.py').read_text()
 get = lambda n: re.search(n + r' = \"([0-9a-f]{40})\"', s).group(1)
 print(get('COMFYUI_COMMIT'), get('INSTANTID_COMMIT'), get('PULID_COMMIT'))")
 read -r COMFY_C INST_C PULID_C <<<"$pins"
