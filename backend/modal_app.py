@@ -30,7 +30,7 @@ import modal
 
 from backend.deploy import image as pins
 from backend.deploy.layout import ContainerLayout, extra_model_paths_yaml
-from backend.deploy.options import DeployOptions, container_env
+from backend.deploy.options import MEASURED_COLD_START_S, DeployOptions, container_env
 from backend.deploy.web import API_SECRET_NAME
 
 if TYPE_CHECKING:  # the backend is imported inside the containers, where it runs
@@ -86,12 +86,8 @@ WEB_MEMORY_MB = 1024  # Pillow decodes a reference image of up to 40 MP here
 WEB_MAX_INPUTS = 100
 WEB_SCALEDOWN_S = 60
 
-# What /health says a cold GPU adds to the next generation, in seconds: a container
-# start, ComfyUI's start and the first load of the weights. The GPU rehearsal's cold
-# start to the first Flux Dev image (2026-11-26, H100s, page cache dropped, without
-# Modal) was 50-52 s on three machines and 63 s on a fourth (docs/performance.md); 62 is
-# near the slow end. Replace it with the cold start measured on Modal (the check prints it).
-COLD_START_S = 62
+# What /health and /warm say a cold GPU adds (backend/deploy/options.py says where it comes from).
+COLD_START_S = MEASURED_COLD_START_S
 # GPU containers write a heartbeat this often; older than HEARTBEAT_STALE_S means gone.
 HEARTBEAT_INTERVAL_S = 10.0
 HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S
@@ -319,6 +315,11 @@ class ComfyUIWorker:
                 self.compile_cache_saved = await asyncio.to_thread(_commit_compile_cache)
 
     @modal.method()
+    def warm(self) -> None:
+        """Nothing: POST /warm spawns this so that Modal starts a container, whose enter
+        steps load the models (backend/modal_dispatch.py allows one such start at a time)."""
+
+    @modal.method()
     def check(self) -> dict[str, Any]:
         """The first-deploy check's facts, from this container (backend/deploy/check.py)."""
         from backend.deploy.check import driver_version, run_check, torch_probe
@@ -392,6 +393,30 @@ def prune_data() -> dict[str, int]:
     return report.__dict__
 
 
+# ## Working hours
+#
+# With RYLA_WARM_HOURS set at deploy time (e.g. `Mon-Fri 09:00-18:00 Europe/Berlin`), one
+# GPU container is kept warm in those hours and none outside them: every 5 minutes this
+# function sets the GPU class's autoscaler (`update_autoscaler(min_containers=...)`),
+# switching on a cold start ahead of the hour. It sets the value on every run because a
+# `modal deploy` resets the autoscaler to the decorator's values. docs/warm.md has the cost.
+WARM_HOURS_EVERY_S = 5 * 60
+WARM_HOURS_EVERY = modal.Period(seconds=WARM_HOURS_EVERY_S)
+
+if OPTIONS.warm_hours:
+    @app.function(image=cpu_image, env=CONTAINER_ENV, schedule=WARM_HOURS_EVERY)
+    def keep_warm_in_hours() -> str:
+        from datetime import datetime, timezone
+
+        from backend.warm_hours import apply_warm_hours, parse_warm_hours
+
+        decision = apply_warm_hours(parse_warm_hours(OPTIONS.warm_hours), datetime.now(timezone.utc),
+                                    ComfyUIWorker().update_autoscaler,
+                                    ahead_s=WARM_HOURS_EVERY_S + COLD_START_S)
+        print(decision.describe())
+        return decision.describe()
+
+
 # ## The web tier
 #
 # Modal's objects behind the three small interfaces of backend/modal_dispatch.py, which
@@ -420,10 +445,25 @@ class ModalGpuFunction:
     async def spawn(self, wire_job: dict[str, Any]) -> "PendingCall":
         return ModalPendingCall(await ComfyUIWorker().run_graph.spawn.aio(wire_job))
 
+    async def start_container(self) -> None:
+        # not waited for: the container's start is what /warm asks for
+        await ComfyUIWorker().warm.spawn.aio()
+
 
 class ModalHeartbeats:
     async def read(self) -> dict[str, Any]:
         return {key: value async for key, value in gpu_heartbeats.items.aio()}
+
+    async def mark_starting(self, since: float) -> bool:
+        from backend.modal_dispatch import STARTING_KEY
+
+        # put-if-absent: of several web containers asking at once, one starts a GPU
+        return bool(await gpu_heartbeats.put.aio(STARTING_KEY, {"since": since}, skip_if_exists=True))
+
+    async def clear_starting(self) -> None:
+        from backend.modal_dispatch import STARTING_KEY
+
+        await gpu_heartbeats.pop.aio(STARTING_KEY, None)
 
 
 def web_runner(settings: "Settings") -> "GraphRunner":

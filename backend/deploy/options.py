@@ -12,10 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
 from backend.settings import EnvironmentSettings, Settings, names_list
+
+
+# What /health says a cold GPU adds to the next generation, in seconds: a container
+# start, ComfyUI's start and the first load of the weights. The GPU rehearsal's cold
+# start to the first Flux Dev image (2026-11-26, H100s, page cache dropped, without
+# Modal) was 50-52 s on three machines and 63 s on a fourth (docs/performance.md); 62 is
+# near the slow end. Replace it with the cold start measured on Modal (the check prints it).
+MEASURED_COLD_START_S = 62.0
 
 
 class DeployOptions(EnvironmentSettings):
@@ -36,6 +44,9 @@ class DeployOptions(EnvironmentSettings):
     # What the GPU container's start loads before its snapshot (backend/warmup.py),
     # comma-separated; empty: nothing (a smaller snapshot, a slow first image).
     warm_up: Annotated[tuple[str, ...], NoDecode] = ("flux-dev",)
+    # Working hours in which one GPU container is kept warm (backend/warm_hours.py), e.g.
+    # `Mon-Fri 09:00-18:00 Europe/Berlin`; empty: none kept warm (docs/warm.md).
+    warm_hours: str = Field(default="", validation_alias=AliasChoices("warm_hours", "RYLA_WARM_HOURS"))
 
     @field_validator("warm_up", mode="before")
     @classmethod
@@ -49,6 +60,16 @@ class DeployOptions(EnvironmentSettings):
         from backend.warmup import warm_up_names
 
         return tuple(warm_up_names(names))
+
+    @field_validator("warm_hours")
+    @classmethod
+    def _parses(cls, spec: str) -> str:
+        # a bad spec fails `modal deploy`, naming the part that is wrong
+        from backend.warm_hours import parse_warm_hours
+
+        if spec.strip():
+            parse_warm_hours(spec)
+        return spec.strip()
 
 
 # The backend's settings that a deployment sets in its own shell; the paths follow the

@@ -420,7 +420,7 @@ def test_health_is_cold_without_heartbeats_and_says_what_a_cold_start_costs(
     body = web.client.get("/health").json()
     assert body["status"] == "ok"
     assert body["generation"]["state"] == "cold"
-    assert f"cold start on next generation (~{m.COLD_START_S} s)" in body["generation"]["message"]
+    assert f"cold start on next generation (~{m.COLD_START_S:.0f} s)" in body["generation"]["message"]
     now = time.time()
     web.heartbeats.beats = {"c1": {"at": now - 2, "busy": False}}
     assert web.client.get("/health").json()["generation"]["state"] == "warm"
@@ -470,4 +470,4 @@ def test_an_open_studio_tab_causes_no_gpu_time(make_web: Callable[..., WebTier])
     assert web.client.get("/loras", headers=AUTH).status_code == 200
     assert web.client.get("/models", headers=AUTH).status_code == 200
     assert web.gpu.jobs == [] and web.heartbeats.reads == 20
-    assert f"cold start on next generation (~{m.COLD_START_S} s)" in lines[-1]
+    assert f"cold start on next generation (~{m.COLD_START_S:.0f} s)" in lines[-1]

@@ -528,3 +528,33 @@ def test_a_containers_first_compiled_job_commits_the_compile_cache(monkeypatch: 
     for _ in range(2):
         assert asyncio.run(run_graph(container, {"graph": fast})) == {"ran": True}
     assert commits == [1] and container.compile_cache_saved
+
+
+def test_working_hours_declare_a_scheduled_cpu_function_only_when_set(tmp_path: Path) -> None:
+    code = (
+        "import json, backend.modal_app as m\n"
+        "from tests.modal.modal_introspect import function_options, secret_env\n"
+        "f = getattr(m, 'keep_warm_in_hours', None)\n"
+        "o = function_options(f) if f else None\n"
+        "print(json.dumps(None if o is None else [o['gpu'], str(o['schedule'].proto_message),"
+        " secret_env(o).get('RYLA_WARM_HOURS')]))"
+    )
+    assert json.loads(_import_in_subprocess({}, code, tmp_path)) is None
+    spec = "Mon-Fri 09:00-18:00 Europe/Berlin"
+    gpu, schedule, passed_on = json.loads(_import_in_subprocess({"RYLA_WARM_HOURS": spec}, code, tmp_path))
+    assert gpu is None and "seconds: 300" in schedule
+    assert passed_on == spec  # the container reads the same hours
+
+
+def test_a_bad_working_hours_spec_fails_the_deploy(tmp_path: Path) -> None:
+    from backend.deploy.options import DeployOptions
+
+    with pytest.raises(ValueError, match="22:00-06:00|midnight|two windows"):
+        DeployOptions.from_env({"RYLA_WARM_HOURS": "Mon 22:00-06:00 UTC"})
+
+
+def test_warm_spawns_a_method_that_only_starts_a_container() -> None:
+    flags = method_flags(m.ComfyUIWorker)
+    assert "warm" in flags
+    container = m.ComfyUIWorker._get_user_cls().__new__(m.ComfyUIWorker._get_user_cls())
+    assert raw_method(m.ComfyUIWorker, "warm")(container) is None
