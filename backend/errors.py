@@ -56,6 +56,16 @@ class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 
 
+class JobAlreadyEnded(ApiError):
+    """DELETE /jobs/{id} of a job that has already ended (its status stays)."""
+
+    status, code = 409, "job_ended"
+
+
+class JobCancelled(ApiError):
+    status, code = 409, "cancelled"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
