@@ -179,7 +179,7 @@ class Generator:
             exc.request_id = request_id  # type: ignore[attr-defined]
             self._failed(endpoint, request_id, exc.code, timings, started)
             raise
-        except Exception as exc:
+        except Exception:
             self._failed(endpoint, request_id, "internal_error", timings, started)
             raise
         self.analytics.completed(route, request_id, timings)

@@ -200,6 +200,24 @@ def test_a_sync_caller_of_a_job_cancelled_through_delete_gets_409(scripted):
     assert r.headers["x-request-id"] == job["id"]
 
 
+def test_a_sync_caller_past_the_deadline_hears_where_the_final_status_will_be(
+        backend_server_factory):
+    runner = ScriptedRunner()  # a ComfyUI that neither finishes nor confirms a stop
+    server = backend_server_factory(runner=runner, deadline_s=1.0)
+    r = httpx.post(f"{server.url}/flux-dev", json={"prompt": "slow", **SMALL}, timeout=SETTLE_S)
+    assert r.status_code == 504
+    error = error_of(r)
+    job_id = r.headers["x-request-id"]
+    assert error["code"] == "deadline_exceeded"
+    assert "not confirmed" in error["message"] and f"/jobs/{job_id}" in error["message"]
+    assert "cancelled" not in error["message"]  # nothing said before ComfyUI says it
+    assert httpx.get(f"{server.url}/jobs/{job_id}", timeout=10).json()["status"] == "running"
+    runner.release.set()  # ComfyUI finishes it after all: the outputs are kept
+    job = wait_status(server.url, job_id, "succeeded", "failed", "cancelled")
+    assert job["status"] == "succeeded"
+    assert httpx.get(f"{server.url}{job['outputs'][0]}", timeout=10).content == OUTPUT_PNG
+
+
 def test_a_caller_that_goes_away_loses_nothing(scripted):
     server, runner = scripted
     with pytest.raises(httpx.ReadTimeout):  # the caller gives up while the job holds
