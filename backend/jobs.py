@@ -109,14 +109,15 @@ class JobEvent:
 class Job:
     """One job this process runs: its record, its latest events, its cancel switch."""
 
-    def __init__(self, record: dict[str, Any], body: BaseModel, route: Route,
+    def __init__(self, record: dict[str, Any], route: Route,
                  on_status: Callable[[Job], object]) -> None:
         self.record = record
-        self.body = body
         self.route = route
         self.cancel = asyncio.Event()
         self.ended = asyncio.Event()
+        # the outputs' bytes stay in memory only while a sync caller waits for them
         self.outcome: Generation | BaseException | None = None
+        self.sync_waiters = 0
         self.latest: dict[str, JobEvent] = {}
         self._last_id = 0
         self._changed = asyncio.Event()
@@ -221,16 +222,17 @@ class JobManager:
         record["progress"] = {"fraction": 0.0, "step": None, "steps": None, "images_done": 0,
                               "images_total": None if route.user_graph else 1}
         await asyncio.to_thread(self.records.write, dict(record))
-        job = Job(record, body, route, on_status=self._schedule_write)
+        job = Job(record, route, on_status=self._schedule_write)
         self._live[job.id] = job
         # the manager owns the task: the caller's request ending does not cancel it
-        job.task = asyncio.create_task(self._drive(job), name=f"job-{job.id}")
+        # (the request body goes to the task only: it may hold a large image)
+        job.task = asyncio.create_task(self._drive(job, body), name=f"job-{job.id}")
         return job
 
-    async def _drive(self, job: Job) -> None:
+    async def _drive(self, job: Job, body: BaseModel) -> None:
         try:
             gen = await self.generator.generate(
-                job.route.path, job.body, request_id=job.id, seed=int(job.record["seed"]),
+                job.route.path, body, request_id=job.id, seed=int(job.record["seed"]),
                 prompt_id=str(job.record["prompt_id"]), on_event=job.on_event, cancel=job.cancel)
             paths = await asyncio.to_thread(self.records.save_outputs, job.id,
                                             [(o.data, o.extension) for o in gen.outputs])
@@ -260,7 +262,15 @@ class JobManager:
         # on disk before anyone hears it ended
         await asyncio.shield(self._schedule_write(job))
         job.ended.set()
+        self._release_outputs(job)
         self._retire(job)
+
+    @staticmethod
+    def _release_outputs(job: Job) -> None:
+        """Drop the ended job's output bytes once no sync caller waits for them (they are
+        on disk): ended jobs stay in memory for their events, their images need not."""
+        if job.ended.is_set() and job.sync_waiters == 0 and isinstance(job.outcome, Generation):
+            job.outcome = None
 
     def _schedule_write(self, job: Job) -> asyncio.Task[None]:
         """Write the job's record soon; one writer per job, so its last state always wins
@@ -290,6 +300,14 @@ class JobManager:
         not confirmed yet and where the job's final status will be."""
         waited = time.time() - float(job.record["created_at"])
         wait_s = max(self.deadline_s + self.confirm_grace_s - waited, 0.0)
+        job.sync_waiters += 1
+        try:
+            return await self._ended_outcome(job, wait_s)
+        finally:
+            job.sync_waiters -= 1
+            self._release_outputs(job)
+
+    async def _ended_outcome(self, job: Job, wait_s: float) -> Generation:
         try:
             await asyncio.wait_for(asyncio.shield(job.ended.wait()), wait_s)
         except TimeoutError:

@@ -306,18 +306,33 @@ def test_jobs_and_outputs_survive_a_backend_restart(backend_server_factory, comf
 
 def test_async_job_on_the_double_reports_rising_progress(backend_server):
     """Needs ComfyUIClient's on_event (jobscomfy): the double's progress messages."""
-    backend_server.double.step_delay = 0.02
+    double = backend_server.double
     client = RylaClient(backend_server.url)
+    double.step_delay = 0.05  # each step a separate moment, for the stream to show
+    double.hang_next()  # a first job holds ComfyUI, so the watched one waits in its queue
+    client.submit(FluxDevRequest(prompt="blocker", seed=40, **SMALL))
+    wait_for(lambda: double.running is not None, "ComfyUI runs the first job")
     job = client.submit(FluxDevRequest(prompt="watched", seed=41, **{**SMALL, "steps": 6}))
     seen: list[tuple[str, Any]] = []
-    ended = client.wait(job["id"], on_event=lambda event, data: seen.append((event, data)))
+    subscribed = threading.Event()
+    ended: dict[str, Any] = {}
+
+    def on_event(event: str, data: Any) -> None:
+        seen.append((event, data))
+        subscribed.set()
+
+    watcher = threading.Thread(target=lambda: ended.update(client.wait(job["id"], on_event)))
+    watcher.start()
+    wait_for(subscribed.is_set, "the watcher hears the queued job")
+    double.interrupt()  # the first job stops; the watched one runs
+    watcher.join(SETTLE_S)
     assert ended["status"] == "succeeded"
+    statuses = [data["status"] for event, data in seen if event == "status"]
+    assert statuses[0] == "queued" and statuses[-1] == "succeeded"
     fractions = [data["fraction"] for event, data in seen if event == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any(0 < f < 1 for f in fractions)
     assert any(data.get("steps") == 6 for event, data in seen if event == "progress")
-    statuses = [data["status"] for event, data in seen if event == "status"]
-    assert statuses[-2:] == ["running", "succeeded"]
 
 
 def test_delete_on_the_double_cancels_and_leaves_no_output(backend_server):
