@@ -60,23 +60,6 @@ class OutputFile:
         return Path(self.filename).suffix.lstrip(".").lower() or "bin"
 
 
-@dataclass(frozen=True)
-class JobProgress:               # ComfyUI's progress, normalized for the whole graph
-    fraction: float              # 0..1 over every node the prompt executes (cached nodes count as done)
-    step: int | None = None      # the current sampler step (ComfyUI `progress` value) or None
-    steps: int | None = None     # its max, or None
-    node: str | None = None      # the node executing now
-
-
-@dataclass(frozen=True)
-class JobPreview:                # a latent preview ComfyUI sent (binary /ws frame), throttled
-    step: int | None
-    jpeg: bytes                  # always JPEG (re-encoded if ComfyUI sent PNG), small
-
-
-JobEventSink = Callable[[JobProgress | JobPreview], None]   # called on the event loop, must not block
-
-
 @dataclass
 class JobResult:
     prompt_id: str

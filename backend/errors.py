@@ -57,13 +57,10 @@ class MethodNotAllowed(ApiError):
 
 
 class JobAlreadyEnded(ApiError):
-    """DELETE /jobs/{id} of a job that has already ended (its status stays)."""
+    """`DELETE /jobs/{id}` of a job that has already ended (its status stays), or that an
+    earlier backend process started and this one is settling from ComfyUI's history."""
 
     status, code = 409, "job_ended"
-
-
-class JobCancelled(ApiError):
-    status, code = 409, "cancelled"
 
 
 class PayloadTooLarge(ApiError):

@@ -247,9 +247,18 @@ class JobManager:
             # the process is shutting down: the record stays queued/running for the next
             # start's recovery to settle from ComfyUI
             raise
+        except JobCancelled as exc:
+            # cancelled only on ComfyUI's word; a stop it could not confirm (its answer to
+            # the queueing was lost) leaves the outcome unknown, and the job says so
+            if exc.confirmed:
+                job.record.update(status="cancelled", error={"code": exc.code,
+                                                             "message": exc.message})
+            else:
+                job.record.update(status="failed", error={"code": "cancel_unconfirmed",
+                                                          "message": exc.message})
+            job.outcome = exc
         except ApiError as exc:
-            status = "cancelled" if isinstance(exc, JobCancelled) else "failed"
-            job.record.update(status=status, error={"code": exc.code, "message": exc.message})
+            job.record.update(status="failed", error={"code": exc.code, "message": exc.message})
             job.outcome = exc
         except Exception as exc:  # noqa: BLE001 - a bug: the job says so, the log has it all
             log.exception("job %s failed unexpectedly", job.id)

@@ -39,6 +39,7 @@ class ScriptedRunner:
     def __init__(self, *, hold: bool = True) -> None:
         self.hold = hold  # False: every run ends as soon as it has reported its events
         self.finish_when_cancelled = False  # True: ComfyUI "could not interrupt" the node
+        self.cancel_confirmed = True  # False: ComfyUI's word on the stop could not be had
         self.release = threading.Event()
         self.started = threading.Event()  # a run has reported its events and holds
         self.cancel_seen = threading.Event()
@@ -62,7 +63,9 @@ class ScriptedRunner:
             if cancel is not None and cancel.is_set():
                 self.cancel_seen.set()
                 if not self.finish_when_cancelled:
-                    raise JobCancelled(f"ComfyUI confirmed prompt {prompt_id} was interrupted")
+                    raise JobCancelled(f"prompt {prompt_id} was interrupted" if self.cancel_confirmed
+                                       else "whether it runs is unknown",
+                                       confirmed=self.cancel_confirmed)
                 stopped_late = True
                 break
             await asyncio.sleep(POLL_S)

@@ -181,6 +181,16 @@ def test_a_job_comfyui_finished_anyway_is_succeeded_with_its_outputs(scripted):
     assert httpx.get(f"{server.url}{job['outputs'][0]}", timeout=10).content == OUTPUT_PNG
 
 
+def test_a_stop_comfyui_could_not_confirm_is_not_called_cancelled(scripted):
+    server, runner = scripted
+    runner.cancel_confirmed = False
+    job_id = submit(server.url).json()["id"]
+    wait_for(runner.started.is_set, "the runner has the job")
+    assert httpx.delete(f"{server.url}/jobs/{job_id}", timeout=10).status_code == 202
+    job = wait_status(server.url, job_id, "cancelled", "succeeded", "failed")
+    assert job["status"] == "failed" and job["error"]["code"] == "cancel_unconfirmed"
+
+
 def test_a_sync_caller_of_a_job_cancelled_through_delete_gets_409(scripted):
     server, runner = scripted
     answer: dict[str, httpx.Response] = {}
