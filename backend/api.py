@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import inspect
+import json
 import logging
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -16,18 +17,21 @@ from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.analytics import Analytics
 from backend.comfyui_client import ComfyUIClient
 from backend.errors import (BY_STATUS, ApiError, InternalError, InvalidRequest, MethodNotAllowed,
-                            PayloadTooLarge, Unauthorized)
+                            NotFound, PayloadTooLarge, Unauthorized)
 from backend.openapi import document_api
 from backend.generation import Generation, Generator, json_body
 from backend.graph_runner import ComfyUIRunner, GraphRunner
+from backend.jobs import (JobManager, job_view, parse_last_event_id, parse_list_query,
+                          prefers_async)
 from backend.lora_store import LoraStore
 from backend.memory import pin_mmap_threshold
 from backend.records import JobRecords
@@ -183,7 +187,8 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     loras = LoraStore(settings.lora_dir)
     analytics = Analytics(settings.posthog_api_key, settings.posthog_host)
     records = JobRecords(settings.data_dir)
-    generator = Generator(settings, runner, loras, records, analytics)
+    generator = Generator(settings, runner, loras, analytics)
+    jobs = JobManager(generator, records, deadline_s=settings.deadline_s)
 
     # Only a ComfyUI this process can reach can say what became of jobs an earlier process
     # left running (on Modal each GPU container's ComfyUI goes with the container).
@@ -199,6 +204,7 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
         yield
         if settling is not None:
             settling.cancel()
+        await jobs.aclose()
         await runner.aclose()
         await asyncio.to_thread(analytics.shutdown)
 
@@ -214,7 +220,8 @@ def create_app(settings: Settings | None = None, runner: GraphRunner | None = No
     app.add_middleware(CatchAllMiddleware)  # added last: the outermost of ours
     _add_error_handlers(app)
     for route in ROUTES.values():
-        _add_generation_route(app, route, generator)
+        _add_generation_route(app, route, jobs)
+    _add_job_routes(app, jobs)
     _add_info_routes(app, settings, runner, loras)
     return app
 
@@ -238,7 +245,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: ApiError = BY_STATUS[404](
                 f"no route {request.method} {request.url.path}; the routes are "
-                f"{', '.join(sorted(ROUTES))}, /loras, /models, /health, /warm")
+                f"{', '.join(sorted(ROUTES))}, /jobs, /loras, /models, /health, /warm")
         elif exc.status_code == 405:
             allow = _allowed_methods(app, request.url.path)
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}; "
@@ -251,12 +258,21 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_response(error, status=exc.status_code)
 
 
-def _add_generation_route(app: FastAPI, route: Route, generator: Generator) -> None:
+def _add_generation_route(app: FastAPI, route: Route, jobs: JobManager) -> None:
     """POST route.path with route.request_model as its body: one OpenAPI operation per
-    route, named after its `ryla` command, its request model as the body schema."""
+    route, named after its `ryla` command, its request model as the body schema.
+
+    Every call is a job owned by `jobs`, not by this request: a caller that goes away
+    loses nothing. `Prefer: respond-async` (RFC 7240) answers 202 at once; without it the
+    request waits for its job and answers as it always has."""
 
     async def endpoint(body: BaseModel, request: Request) -> Response:
-        return _generation_response(request, await generator.generate(route.path, body))
+        job = await jobs.submit(route, body)
+        if prefers_async(request.headers.get("prefer")):
+            return JSONResponse(job_view(job.record), status_code=202, headers={
+                "Location": f"/jobs/{job.id}", "Preference-Applied": "respond-async",
+                "X-Request-Id": job.id})
+        return _generation_response(request, await jobs.outcome(job))
 
     # FastAPI reads the body's model from the signature: give it this route's model.
     endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
@@ -266,6 +282,51 @@ def _add_generation_route(app: FastAPI, route: Route, generator: Generator) -> N
     ], return_annotation=Response)
     app.add_api_route(route.path, endpoint, methods=["POST"], name=route.command.replace("-", "_"),
                       summary=route.help, description=inspect.cleandoc(route.request_model.__doc__ or ""))
+
+
+def _add_job_routes(app: FastAPI, jobs: JobManager) -> None:
+    """GET /jobs, GET/DELETE /jobs/{id}, its events and outputs (SPEC "Jobs"). Query and
+    path values are plain strings checked here, so that a bad one is a 400 (or 404)
+    naming it, in the SPEC's words, rather than FastAPI's 422."""
+
+    @app.get("/jobs")
+    async def list_jobs(status: str | None = None, limit: str | None = None) -> dict[str, Any]:
+        wanted, count = parse_list_query(status, limit)
+        return {"jobs": await jobs.list(wanted, count)}
+
+    @app.get("/jobs/{job_id}")
+    async def get_job(job_id: str) -> dict[str, Any]:
+        return await jobs.get(job_id)
+
+    @app.delete("/jobs/{job_id}", status_code=202)
+    async def cancel_job(job_id: str) -> JSONResponse:
+        # 202: the cancel is asked for; the status follows what ComfyUI confirms
+        return JSONResponse(await jobs.cancel(job_id), status_code=202)
+
+    @app.get("/jobs/{job_id}/outputs/{n}")
+    async def job_output(job_id: str, n: str) -> Response:
+        if not n.isdigit():
+            raise NotFound(f"output {n!r} of job {job_id}: outputs are numbered from 0",
+                           field="n")
+        path, media_type = await jobs.output(job_id, int(n))
+        if not await asyncio.to_thread(path.is_file):
+            raise NotFound(f"output {n} of job {job_id} is no longer on disk ({path.name}); "
+                           "was RYLA_DATA_DIR cleaned?", field="n")
+        return FileResponse(path, media_type=media_type)
+
+    @app.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request) -> EventSourceResponse:
+        after = parse_last_event_id(request.headers.get("last-event-id"))
+        await jobs.get(job_id)  # an unknown id is a 404 before the stream starts
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            async for event in jobs.events(job_id, after):
+                yield ServerSentEvent(data=json.dumps(event.data), event=event.event,
+                                      id=str(event.id))
+
+        # sse-starlette frames the events and sends a comment every 15 s, so that proxies
+        # keep a quiet stream (a long sampler step) open
+        return EventSourceResponse(stream(), ping=15)
 
 
 def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,

@@ -72,6 +72,13 @@ class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 
 
+class JobAlreadyEnded(ApiError):
+    """`DELETE /jobs/{id}` of a job that has already ended (its status stays), or that an
+    earlier backend process started and this one is settling from ComfyUI's history."""
+
+    status, code = 409, "job_ended"
+
+
 class PayloadTooLarge(ApiError):
     """A body over the limit (RYLA_MAX_BODY_BYTES, default 32 MiB), or an image over its
     size or pixel limit."""

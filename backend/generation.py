@@ -1,6 +1,8 @@
-"""One generation from request to response: prepare the graph (LoRA, reference image,
-user images), check it, run it through a GraphRunner (a ComfyUI, or a GPU function on
-Modal), save the record and outputs, measure it."""
+"""One generation: prepare the graph (LoRA, reference image, user images), check it, run
+it through a GraphRunner (a ComfyUI, or a GPU function on Modal), measure it.
+
+What a generation is as a job (its record, status, outputs on disk, events) is
+backend/jobs.py's; this module only makes the outputs."""
 
 from __future__ import annotations
 
@@ -9,20 +11,18 @@ import base64
 import re
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from backend.analytics import Analytics
-from backend.comfyui_client import OutputFile, new_prompt_id
-from backend.errors import ApiError, DeadlineExceeded, InvalidImage
+from backend.comfyui_client import JobEventSink, OutputFile
+from backend.errors import ApiError, DeadlineExceeded, InvalidImage, JobCancelled
 from backend.graph_runner import GraphRunner
 from backend.images import (REFERENCE_MAX_SIDE, content_name, convert_format,
                             decode_base64_image, to_png)
 from backend.lora_store import LoraStore
-from backend.records import JobRecords
 from backend.settings import Settings
 from workflows.registry import LORA_FILE, REFERENCE_IMAGE, ROUTES, Route
 from workflows.render import render_workflow
@@ -43,6 +43,27 @@ class Generation:
     outputs: list[OutputFile]
     timings: dict[str, float] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
+    # ComfyUI finished the job after it was asked to stop (a node it could not
+    # interrupt): the outputs are real and kept, the answer says so
+    stopped_late: bool = False
+
+
+def choose_seed(route: Route, body: BaseModel) -> int:
+    """The request's seed, a random one when it names none, or the one a user graph
+    carries (NO_SEED when it has none)."""
+    if isinstance(body, WorkflowRequest):
+        return _workflow_seed(body.workflow)
+    explicit = getattr(body, "seed", None)
+    return explicit if isinstance(explicit, int) else secrets.randbelow(MAX_SEED + 1)
+
+
+def _text_field(body: BaseModel, name: str) -> str | None:
+    """A text field the pipeline's slots need; the registry pairs each pipeline with
+    request models that have it, so a missing one is a registry mistake."""
+    value = getattr(body, name)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{type(body).__name__}.{name} is {type(value).__name__}, not text")
+    return value
 
 
 def _workflow_seed(graph: dict[str, Any]) -> int:
@@ -72,11 +93,10 @@ def _rename_images(graph: dict[str, Any], renames: dict[str, str]) -> dict[str, 
 
 class Generator:
     def __init__(self, settings: Settings, runner: GraphRunner, loras: LoraStore,
-                 records: JobRecords, analytics: Analytics) -> None:
+                 analytics: Analytics) -> None:
         self.settings = settings
         self.runner = runner
         self.loras = loras
-        self.records = records
         self.analytics = analytics
         self._decode_slots = asyncio.Semaphore(DECODE_SLOTS)
 
@@ -96,15 +116,17 @@ class Generator:
         pipeline = route.pipeline_for(body)
         extras: dict[str, str] = {}
         uploads: dict[str, bytes] = {}
-        r: Any = body
         if pipeline.needs(REFERENCE_IMAGE):
-            png = await self._png_of(r.reference_image, "reference_image", REFERENCE_MAX_SIDE)
+            png = await self._png_of(_text_field(body, "reference_image") or "",
+                                     "reference_image", REFERENCE_MAX_SIDE)
             extras["reference_image"] = content_name(png)
             uploads[extras["reference_image"]] = png
         if pipeline.needs(LORA_FILE):
-            info = await asyncio.to_thread(self.loras.get, r.lora_id)
-            self.analytics.lora_loaded(route.path, request_id, r.lora_id)
-            trigger = r.trigger_word if r.trigger_word is not None else info.trigger_word
+            lora_id = _text_field(body, "lora_id") or ""
+            info = await asyncio.to_thread(self.loras.get, lora_id)
+            self.analytics.lora_loaded(route.path, request_id, lora_id)
+            given_trigger = _text_field(body, "trigger_word")
+            trigger = given_trigger if given_trigger is not None else info.trigger_word
             body = body.model_copy(update={"trigger_word": trigger or None})
             extras["lora_file"] = info.file
         return render_workflow(pipeline.name, body, seed=seed, **extras,
@@ -123,19 +145,13 @@ class Generator:
             uploads[renames[name]] = png
         return _rename_images(body.workflow, renames), uploads, True
 
-    async def generate(self, endpoint: str, body: BaseModel) -> Generation:
+    async def generate(self, endpoint: str, body: BaseModel, *, request_id: str, seed: int,
+                       prompt_id: str, on_event: JobEventSink | None = None,
+                       cancel: asyncio.Event | None = None) -> Generation:
+        """Run one request as ComfyUI prompt `prompt_id` (recorded by the caller first:
+        after a crash, the restarted backend finds the job in ComfyUI by this id)."""
         started = time.monotonic()
-        request_id = uuid.uuid4().hex
         route = ROUTES[endpoint]
-        explicit_seed = getattr(body, "seed", None)
-        seed = explicit_seed if explicit_seed is not None else secrets.randbelow(MAX_SEED + 1)
-        if route.user_graph:
-            seed = _workflow_seed(body.workflow)  # type: ignore[attr-defined]
-        dumped = body.model_dump(mode="json")
-        # Recorded before anything is queued: after a crash, the restarted backend finds
-        # the job in ComfyUI by this id (backend/recovery.py).
-        prompt_id = new_prompt_id()
-        await asyncio.to_thread(self.records.start, request_id, endpoint, dumped, seed, prompt_id)
         self.analytics.requested(route, request_id)
         timings: dict[str, float] = {}
         try:
@@ -146,36 +162,33 @@ class Generator:
                     await self.runner.check(graph, user_graph=user_graph, input_images=images)
             except TimeoutError:
                 raise DeadlineExceeded(f"preparing the job took longer than the {deadline:.0f} s "
-                                       "deadline; ComfyUI may be overloaded") from None
+                                       "deadline; ComfyUI may be overloaded; nothing was queued "
+                                       "in ComfyUI") from None
+            if cancel is not None and cancel.is_set():
+                # nothing was sent to ComfyUI yet: stopping here is confirmed by definition
+                raise JobCancelled("the job was cancelled before it was queued in ComfyUI")
             timings["prepare_ms"] = (time.monotonic() - started) * 1000
             remaining = deadline - (time.monotonic() - started)
             result = await self.runner.run(graph, images, user_graph=user_graph,
-                                           timeout_s=max(remaining, 0.001), prompt_id=prompt_id)
+                                           timeout_s=max(remaining, 0.001), prompt_id=prompt_id,
+                                           on_event=on_event, cancel=cancel)
             timings.update(result.timings)
             outputs = await in_format(result.outputs, getattr(body, "format", None))
-            paths = await asyncio.to_thread(self.records.save_outputs, request_id,
-                                            [(o.data, o.extension) for o in outputs])
             timings["total_ms"] = (time.monotonic() - started) * 1000
-            await asyncio.to_thread(self.records.finish, request_id, status="succeeded",
-                                    outputs=paths, timings=timings, prompt_id=prompt_id)
         except ApiError as exc:
             exc.request_id = request_id  # type: ignore[attr-defined]
-            await self._failed(endpoint, request_id, exc.to_body()["error"], timings, started,
-                               prompt_id)
+            self._failed(endpoint, request_id, exc.code, timings, started)
             raise
-        except Exception as exc:
-            error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-            await self._failed(endpoint, request_id, error, timings, started, prompt_id)
+        except Exception:
+            self._failed(endpoint, request_id, "internal_error", timings, started)
             raise
         self.analytics.completed(route, request_id, timings)
-        return Generation(request_id, seed, outputs, timings, paths)
+        return Generation(request_id, seed, outputs, timings, stopped_late=result.stopped_late)
 
-    async def _failed(self, endpoint: str, request_id: str, error: dict[str, Any],
-                      timings: dict[str, float], started: float, prompt_id: str) -> None:
+    def _failed(self, endpoint: str, request_id: str, code: str, timings: dict[str, float],
+                started: float) -> None:
         timings["total_ms"] = (time.monotonic() - started) * 1000
-        await asyncio.to_thread(self.records.finish, request_id, status="failed", error=error,
-                                timings=timings, prompt_id=prompt_id)
-        self.analytics.failed(endpoint, request_id, str(error.get("code")), timings)
+        self.analytics.failed(endpoint, request_id, code, timings)
 
 
 async def in_format(outputs: list[OutputFile], fmt: str | None) -> list[OutputFile]:
@@ -197,4 +210,4 @@ def json_body(gen: Generation) -> dict[str, Any]:
             "outputs": gen.paths}
 
 
-__all__ = ["Generation", "Generator", "in_format", "json_body"]
+__all__ = ["Generation", "Generator", "choose_seed", "in_format", "json_body"]

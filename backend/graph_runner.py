@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from backend.comfyui_client import ComfyUIClient, OutputFile
+from backend.comfyui_client import ComfyUIClient, JobEventSink, OutputFile
 from backend.errors import DeadlineExceeded
 
 
@@ -25,6 +25,8 @@ class GraphResult:
     prompt_id: str | None
     outputs: list[OutputFile]
     timings: dict[str, float] = field(default_factory=dict)
+    # ComfyUI finished the job although it was asked to stop (cancel or deadline)
+    stopped_late: bool = False
 
 
 class GraphRunner(Protocol):
@@ -34,11 +36,14 @@ class GraphRunner(Protocol):
         installed), before anything is queued or any GPU is asked."""
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float,
-                  prompt_id: str | None = None) -> GraphResult:
+                  user_graph: bool, timeout_s: float, prompt_id: str | None = None,
+                  on_event: JobEventSink | None = None,
+                  cancel: asyncio.Event | None = None) -> GraphResult:
         """Upload `images` (name -> PNG bytes), run the checked graph as ComfyUI prompt
-        `prompt_id` (the caller recorded it first), return its outputs; past `timeout_s`
-        the job is cancelled and DeadlineExceeded raised."""
+        `prompt_id` (the caller recorded it first), return its outputs. `on_event` hears
+        progress and previews; `cancel` set, or `timeout_s` passed, stops the job and
+        the outcome is what ComfyUI confirmed: JobCancelled / DeadlineExceeded, or the
+        outputs with `stopped_late` when ComfyUI finished it anyway."""
 
     async def health(self) -> dict[str, Any]:
         """What /health adds about generation; quick, never raises, never starts a GPU.
@@ -66,8 +71,9 @@ class ComfyUIRunner:
         await self.comfy.check_graph(graph, user_graph=user_graph, input_images=input_images)
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float,
-                  prompt_id: str | None = None) -> GraphResult:
+                  user_graph: bool, timeout_s: float, prompt_id: str | None = None,
+                  on_event: JobEventSink | None = None,
+                  cancel: asyncio.Event | None = None) -> GraphResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -79,9 +85,10 @@ class ComfyUIRunner:
                                    f"{timeout_s:.0f} s left of the deadline") from None
         uploaded = loop.time()
         result = await self.comfy.run(graph, max(timeout_s - (uploaded - started), 0.001),
-                                      prompt_id=prompt_id, user_graph=user_graph)
+                                      prompt_id=prompt_id, user_graph=user_graph,
+                                      on_event=on_event, cancel=cancel)
         timings = {"upload_ms": (uploaded - started) * 1000, **result.timings}
-        return GraphResult(result.prompt_id, result.outputs, timings)
+        return GraphResult(result.prompt_id, result.outputs, timings, result.stopped_late)
 
     async def health(self) -> dict[str, Any]:
         comfy = await self.comfy.health()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from backend.comfyui_client import JobEventSink
 from backend.errors import ApiError, ComfyUIJobFailed, ComfyUIUnavailable, DeadlineExceeded
 from backend.graph_job import GraphJob, result_from_wire
 from backend.graph_runner import GraphResult
@@ -115,6 +116,26 @@ def generation_status(beats: Mapping[str, Mapping[str, Any]], now: float, *,
             "idle_gpu_containers": len(idle), "cold_start_s": cold_start_s}
 
 
+class _CancelAsked(Exception):
+    """The job's cancel event was set while waiting for the GPU call."""
+
+
+async def _until_cancelled(awaitable: Any, cancel: asyncio.Event | None) -> Any:
+    """`awaitable`'s result, or _CancelAsked as soon as `cancel` is set."""
+    if cancel is None:
+        return await awaitable
+    getting = asyncio.ensure_future(awaitable)
+    asked = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({getting, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
+    if getting.done():
+        return getting.result()
+    getting.cancel()
+    raise _CancelAsked
+
+
 class ModalGraphRunner:
     def __init__(self, gpu: GpuFunction, heartbeats: Heartbeats, validator: SnapshotValidator, *,
                  cold_start_s: float, heartbeat_stale_s: float,
@@ -134,8 +155,11 @@ class ModalGraphRunner:
         await self.validator.check(graph, user_graph=user_graph, input_images=input_images)
 
     async def run(self, graph: dict[str, Any], images: Mapping[str, bytes], *,
-                  user_graph: bool, timeout_s: float,
-                  prompt_id: str | None = None) -> GraphResult:
+                  user_graph: bool, timeout_s: float, prompt_id: str | None = None,
+                  on_event: JobEventSink | None = None,
+                  cancel: asyncio.Event | None = None) -> GraphResult:
+        # `on_event` hears nothing yet: progress and previews do not cross from the GPU
+        # container to the web tier so far (a later task, over a modal.Queue per job).
         loop = asyncio.get_running_loop()
         started = loop.time()
         job = GraphJob(graph, dict(images), user_graph, deadline_at=self.wall_clock() + timeout_s,
@@ -149,7 +173,7 @@ class ModalGraphRunner:
                                      f"({type(exc).__name__}: {exc}); try again shortly") from exc
         give_up_at = started + timeout_s + self.grace_s
         try:
-            wire = await self._wait(call, give_up_at, timeout_s)
+            wire = await self._wait(call, give_up_at, timeout_s, cancel)
         except asyncio.CancelledError:  # the caller went away: free the GPU
             await asyncio.shield(self._cancel(call))
             raise
@@ -157,9 +181,19 @@ class ModalGraphRunner:
         result.timings["gpu_wait_ms"] = (loop.time() - started) * 1000
         return result
 
-    async def _wait(self, call: PendingCall, give_up_at: float, timeout_s: float) -> Any:
+    async def _wait(self, call: PendingCall, give_up_at: float, timeout_s: float,
+                    cancel: asyncio.Event | None) -> Any:
         loop = asyncio.get_running_loop()
         while True:
+            if cancel is not None and cancel.is_set():
+                await self._cancel(call)
+                # Cancelling the GPU call stops the prompt in that container's ComfyUI, but
+                # its word does not reach the web tier yet: the job must not read
+                # "cancelled" on a guess, so its outcome is reported as unknown.
+                raise ComfyUIUnavailable(
+                    f"the GPU call {call.call_id} was cancelled at your request; whether "
+                    "ComfyUI stopped the job or finished it first is not known to the web "
+                    "tier, so no output was kept")
             left = give_up_at - loop.time()
             if left <= 0:
                 await self._cancel(call)
@@ -167,7 +201,9 @@ class ModalGraphRunner:
                     f"the job did not finish within the {timeout_s:.0f} s deadline (GPU call "
                     f"{call.call_id}); it was cancelled")
             try:
-                return await call.get(min(self.poll_slice_s, left))
+                return await _until_cancelled(call.get(min(self.poll_slice_s, left)), cancel)
+            except _CancelAsked:
+                continue  # the top of the loop cancels the call
             except TimeoutError:
                 continue
             except ApiError:

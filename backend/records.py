@@ -1,7 +1,12 @@
-"""A saved record of every generation: the request before the job starts, the outcome
-and output paths before the response. A crash mid-job leaves a "running" record with the
-ComfyUI prompt id, which the next start settles (backend/recovery.py): no job is ever
-silently lost.
+"""A saved record of every job (backend/jobs.py): the record is the job. Written when
+the job is created (before anything is queued in ComfyUI), on each change of status, and
+with its outcome and output paths before anyone hears of its end. A crash mid-job leaves
+a "queued" or "running" record with the ComfyUI prompt id, which the next start settles
+(backend/recovery.py): no job is ever silently lost, and jobs outlive the process.
+
+Fields: request_id (the job id), endpoint (its route), status, request (redacted), seed,
+prompt_id, created_at, started_at, ended_at (epoch seconds), progress, outputs (paths),
+content_types, error, timings, done_event_id.
 """
 
 from __future__ import annotations
@@ -49,25 +54,33 @@ class JobRecords:
     def read(self, request_id: str) -> dict[str, Any]:
         return json.loads(self.path(request_id).read_text())
 
-    def start(self, request_id: str, endpoint: str, request: dict[str, Any], seed: int | None,
-              prompt_id: str | None = None) -> None:
-        _write_json(self.path(request_id), {
-            "request_id": request_id, "endpoint": endpoint, "status": "running",
-            "request": redact(request), "seed": seed, "prompt_id": prompt_id,
-            "started_at": time.time(), "outputs": [],
-        })
+    def new_record(self, request_id: str, endpoint: str, request: dict[str, Any],
+                   seed: int | None, prompt_id: str | None = None) -> dict[str, Any]:
+        """A queued job's record (not yet written: see `write`)."""
+        return {"request_id": request_id, "endpoint": endpoint, "status": "queued",
+                "request": redact(request), "seed": seed, "prompt_id": prompt_id,
+                "created_at": time.time(), "started_at": None, "ended_at": None,
+                "outputs": [], "error": None}
 
-    def left_running(self) -> list[dict[str, Any]]:
-        """Every record still "running": at startup, those an earlier process left."""
+    def write(self, record: dict[str, Any]) -> None:
+        _write_json(self.path(str(record["request_id"])), record)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every readable record, in no particular order."""
         found = []
-        for path in sorted(self.jobs_dir.glob("*.json")):
+        for path in self.jobs_dir.glob("*.json"):
             try:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
-                continue  # half-written by a crash before os.replace: nothing to resume
-            if isinstance(record, dict) and record.get("status") == "running":
+                continue  # half-written by a crash before os.replace: nothing to read
+            if isinstance(record, dict) and record.get("request_id"):
                 found.append(record)
         return found
+
+    def left_running(self) -> list[dict[str, Any]]:
+        """Every record not ended: at startup, those an earlier process left."""
+        return sorted((r for r in self.all() if r.get("status") in ("queued", "running")),
+                      key=lambda r: str(r["request_id"]))
 
     def save_outputs(self, request_id: str, outputs: list[tuple[bytes, str]]) -> list[str]:
         """Write each (bytes, extension) under outputs/; return the paths."""
@@ -88,7 +101,7 @@ class JobRecords:
             record = {"request_id": request_id, "note": "the record written at the start was "
                                                         "lost (was RYLA_DATA_DIR removed?)"}
         record.update(status=status, outputs=outputs or [], error=error, timings=timings or {},
-                      finished_at=time.time(), **extra)
+                      ended_at=time.time(), **extra)
         if prompt_id is not None:
             record["prompt_id"] = prompt_id
         _write_json(self.path(request_id), record)

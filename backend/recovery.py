@@ -1,5 +1,5 @@
-"""Settle the job records that an earlier backend process left "running" (it was killed
-mid-job), using ComfyUI's own queue and history and the prompt id in each record:
+"""Settle the job records that an earlier backend process left "queued" or "running"
+(it was killed mid-job), using ComfyUI's own queue and history and the prompt id in each record:
 
 - finished in ComfyUI: its outputs are fetched and saved, the record becomes "succeeded";
 - failed in ComfyUI: "failed" with ComfyUI's message;
@@ -88,7 +88,8 @@ class Recovery:
         paths = await asyncio.to_thread(self.records.save_outputs, request_id,
                                         [(o.data, o.extension) for o in outputs])
         await asyncio.to_thread(self.records.finish, request_id, status="succeeded",
-                                outputs=paths, prompt_id=prompt_id, recovered_at=time.time())
+                                outputs=paths, prompt_id=prompt_id, recovered_at=time.time(),
+                                content_types=[o.content_type for o in outputs])
         log.info("job %s: saved %d output(s) that ComfyUI finished after a restart",
                  request_id, len(paths))
 

@@ -3,8 +3,9 @@ free loopback port, against the ComfyUI test double, with temporary data and LoR
 
 - `backend_server`: a fresh double and server for one test;
 - `backend_server_session`: one shared by the session (fast; tests must not change it);
-- `backend_server_factory`: `make(double=None, **settings_overrides)` for tests that need
-  other settings (a short deadline, a token, a small body limit).
+- `backend_server_factory`: `make(double=None, runner=None, **settings_overrides)` for
+  tests that need other settings (a short deadline, a token, a small body limit, the
+  data dir of an earlier server) or another GraphRunner (a scripted one).
 Each has `.url`, `.data_dir`, `.lora_dir`, `.double`, `.settings`.
 """
 
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 
 from backend.api import create_app
+from backend.graph_runner import GraphRunner
 from backend.settings import Settings
 from tests.comfyui_double import ComfyUIDouble
 
@@ -28,7 +30,8 @@ START_TIMEOUT_S = 30.0
 
 
 class BackendServer:
-    def __init__(self, double: ComfyUIDouble, base_dir: Path, **overrides: Any) -> None:
+    def __init__(self, double: ComfyUIDouble, base_dir: Path, runner: GraphRunner | None = None,
+                 **overrides: Any) -> None:
         self.double = double
         self.data_dir = base_dir / "data"
         self.lora_dir = base_dir / "loras"
@@ -41,7 +44,7 @@ class BackendServer:
         # The double's loras folder lists this LoRA store's files, as the deployed ComfyUI
         # does through extra_model_paths.yaml (several servers may share one double).
         double.add_model_dir("loras", self.settings.lora_dir)
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, runner)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
                                 lifespan="on", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
@@ -89,9 +92,11 @@ def backend_server_factory(request: pytest.FixtureRequest,
                            tmp_path: Path) -> Iterator[Callable[..., BackendServer]]:
     started: list[BackendServer] = []
 
-    def make(double: ComfyUIDouble | None = None, **overrides: Any) -> BackendServer:
+    def make(double: ComfyUIDouble | None = None, runner: GraphRunner | None = None,
+             **overrides: Any) -> BackendServer:
         double = double or request.getfixturevalue("comfyui_double")
-        server = BackendServer(double, tmp_path / f"backend{len(started)}", **overrides).start()
+        server = BackendServer(double, tmp_path / f"backend{len(started)}", runner,
+                               **overrides).start()
         started.append(server)
         return server
 

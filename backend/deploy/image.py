@@ -60,6 +60,7 @@ BACKEND_PACKAGES = (
     "websocket-client>=1.8,<2",
     "httpx>=0.28,<1",
     "websockets>=13,<18",
+    "sse-starlette>=3.5,<4",
     "posthog>=6,<8",
 )
 HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")

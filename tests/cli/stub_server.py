@@ -76,6 +76,6 @@ class StubServer(LoopbackServer):
                     answer = stub.answers.pop(0) if stub.answers else Answer(599, b"no scripted answer")
                 self.send_answer(answer)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
         super().__init__(Handler, port)

@@ -311,3 +311,90 @@ def test_other_redirects_are_reported_not_followed(stub: StubServer) -> None:
         RylaClient(stub.url, token="t").health()
     assert caught.value.status == 301 and "https://elsewhere.example/" in caught.value.message
     assert len(stub.seen) == 1
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+JOB = {"id": "f" * 32, "route": "/flux-dev", "status": "queued", "created_at": "2026-01-01T00:00:00Z",
+       "started_at": None, "ended_at": None, "seed": 5, "outputs": [], "error": None,
+       "progress": {"fraction": 0.0, "step": None, "steps": None, "images_done": 0,
+                    "images_total": 1}}
+
+
+def sse_answer(*events: tuple[int, str, dict[str, Any]]) -> Answer:
+    """An event stream that ends after `events` (as a dropped connection would)."""
+    body = "".join(f"id: {i}\nevent: {name}\ndata: {json.dumps(data)}\n\n"
+                   for i, name, data in events)
+    return Answer(200, body.encode(), {"Content-Type": "text/event-stream"})
+
+
+def test_submit_asks_for_an_async_answer_and_returns_the_job(stub: StubServer) -> None:
+    stub.answers.append(Answer.json(JOB, status=202, Location=f"/jobs/{JOB['id']}"))
+    job = RylaClient(stub.url, token="tok").submit(FluxDevRequest(prompt="later", seed=5))
+    assert job == JOB
+    seen = stub.seen[0]
+    assert (seen.method, seen.path) == ("POST", "/flux-dev")
+    assert seen.headers["Prefer"] == "respond-async"
+    assert seen.headers["Authorization"] == "Bearer tok"
+    assert json.loads(seen.body)["prompt"] == "later"
+
+
+def test_submit_to_a_backend_without_jobs_says_so(stub: StubServer) -> None:
+    stub.answers.append(ok_answer([png_bytes()]))  # a sync answer: Prefer ignored
+    with pytest.raises(BackendError, match="did not start a job"):
+        RylaClient(stub.url).submit(FluxDevRequest(prompt="later"))
+
+
+def test_job_routes_are_asked_as_the_spec_names_them(stub: StubServer) -> None:
+    image = png_bytes()
+    stub.answers += [Answer.json(JOB), Answer.json({"jobs": [JOB]}),
+                     Answer.json({**JOB, "status": "running"}, status=202),
+                     Answer(200, image, {"Content-Type": "image/png"})]
+    client = RylaClient(stub.url)
+    assert client.job(JOB["id"]) == JOB
+    assert client.jobs(status="running", limit=3) == [JOB]
+    assert client.cancel(JOB["id"])["status"] == "running"
+    assert client.output(JOB["id"], 0) == image
+    assert [(s.method, s.path) for s in stub.seen] == [
+        ("GET", f"/jobs/{JOB['id']}"), ("GET", "/jobs?status=running&limit=3"),
+        ("DELETE", f"/jobs/{JOB['id']}"), ("GET", f"/jobs/{JOB['id']}/outputs/0")]
+
+
+def test_cancel_of_an_ended_job_raises_its_409(stub: StubServer) -> None:
+    stub.answers.append(Answer.json({"error": {"code": "job_ended", "message": "already ended: "
+                                               "succeeded", "field": None}}, status=409))
+    with pytest.raises(BackendError) as caught:
+        RylaClient(stub.url).cancel(JOB["id"])
+    assert (caught.value.status, caught.value.code) == (409, "job_ended")
+
+
+def test_events_are_parsed_with_their_data(stub: StubServer) -> None:
+    progress = {**JOB["progress"], "fraction": 0.5, "step": 2, "steps": 4}
+    stub.answers.append(sse_answer((1, "status", {"status": "running"}), (2, "progress", progress),
+                                   (3, "done", {**JOB, "status": "succeeded"})))
+    events = list(RylaClient(stub.url).events(JOB["id"], last_event_id="0"))
+    assert events == [("status", {"status": "running"}), ("progress", progress),
+                      ("done", {**JOB, "status": "succeeded"})]
+    assert stub.seen[0].path == f"/jobs/{JOB['id']}/events"
+    assert stub.seen[0].headers["Last-Event-ID"] == "0"
+
+
+def test_wait_resumes_a_dropped_stream_after_the_last_event(stub: StubServer) -> None:
+    done = {**JOB, "status": "succeeded", "outputs": [f"/jobs/{JOB['id']}/outputs/0"]}
+    stub.answers += [sse_answer((10, "status", {"status": "running"}),
+                                (11, "progress", {**JOB["progress"], "fraction": 0.25})),
+                     sse_answer(),  # a connection that drops before any event
+                     sse_answer((12, "progress", {**JOB["progress"], "fraction": 1.0}),
+                                (13, "done", done))]
+    heard: list[str] = []
+    assert RylaClient(stub.url).wait(JOB["id"], on_event=lambda e, _: heard.append(e)) == done
+    assert heard == ["status", "progress", "progress", "done"]  # nothing twice
+    assert "Last-Event-ID" not in stub.seen[0].headers
+    assert [s.headers["Last-Event-ID"] for s in stub.seen[1:]] == ["11", "11"]
+
+
+def test_wait_gives_up_on_a_stream_that_keeps_dropping_silently(stub: StubServer) -> None:
+    stub.answers += [sse_answer() for _ in range(10)]
+    with pytest.raises(BackendUnreachable, match="lost the events"):
+        RylaClient(stub.url).wait(JOB["id"])
+    assert len(stub.seen) == 6  # the first try and five reconnects

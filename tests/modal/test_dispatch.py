@@ -310,6 +310,32 @@ def test_a_job_past_its_deadline_is_cancelled_and_answered_504(
     assert job["deadline_at"] - web.gpu.spawned_at[0] <= deadline_s  # the GPU side was told too
 
 
+def test_delete_cancels_the_gpu_call_without_claiming_comfyui_stopped(
+        make_web: Callable[..., WebTier]) -> None:
+    """ComfyUI's word does not cross from the GPU container yet: the GPU call is cancelled,
+    and the job ends failed with its outcome unknown, never "cancelled" on a guess."""
+    async def never(job: dict[str, Any]) -> Any:
+        await asyncio.sleep(3600)
+
+    web = make_web(never)
+    with web.client as client:  # one event loop for the requests and the job they start
+        r = client.post("/flux", json={"prompt": "x"}, headers={**AUTH, "Prefer": "respond-async"})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        give_up = time.monotonic() + 30
+        while not web.gpu.calls:
+            assert time.monotonic() < give_up, "the job never reached the GPU function"
+            time.sleep(0.02)
+        assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 202
+        while (job := client.get(f"/jobs/{job_id}", headers=AUTH).json())["status"] in (
+                "queued", "running"):
+            assert time.monotonic() < give_up, job
+            time.sleep(0.02)
+    assert job["status"] == "failed" and job["error"]["code"] == "comfyui_unavailable"
+    assert "fc-1" in job["error"]["message"] and "not known" in job["error"]["message"]
+    assert web.gpu.calls[0].cancelled
+
+
 def test_the_gpu_body_refuses_a_job_that_reached_it_after_the_deadline(
         comfyui_double: ComfyUIDouble, tmp_path: Path) -> None:
     late = {"graph": {"1": {}}, "images": {}, "user_graph": False, "deadline_at": time.time() - 5}

@@ -8,6 +8,11 @@ Retries happen only where they cannot repeat work: a connection that was refused
 never opened) before anything was sent, and a 503 that names a `Retry-After`. Both share
 one bounded time budget per call, so a caller never waits longer than it asked for.
 
+Jobs (SPEC "Jobs"): `submit` posts with `Prefer: respond-async` and gets the job at once;
+`events` follows its Server-Sent Events (parsed by sseclient-py), `wait` follows them to
+the end and reconnects with `Last-Event-ID` when a stream drops; `job`, `jobs`, `cancel`
+and `output` are the other job routes.
+
 Long jobs on Modal: a web request there is answered `303 See Other` after 150 s, with a
 `Location` on the same host that carries `?__modal_function_call_id=...`; a GET of that
 result URL waits for the job (again up to 150 s, then another 303). The client follows
@@ -24,7 +29,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from pydantic import BaseModel
+from sseclient import SSEClient
 from urllib3.exceptions import NewConnectionError
 
 from workflows.registry import ROUTE_OF_MODEL
@@ -46,6 +52,12 @@ _MAX_ERROR_TEXT = 300
 # Modal answers 303 every 150 s of a long job; this bounds a redirect loop, the call's
 # timeout bounds the time.
 MAX_RESULT_REDIRECTS = 100
+# `wait` reconnects a dropped event stream this many times in a row without hearing an
+# event before it gives up (each reconnect also has the connect retries of any call).
+MAX_STREAM_RECONNECTS = 5
+# An event stream is quiet while ComfyUI loads a model; the backend sends a comment every
+# 15 s, so a read that hears nothing for this long is a dead connection.
+STREAM_READ_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -239,7 +251,10 @@ class RylaClient:
                 self._sessions.append(session)
         return session
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, read_timeout: float | None = None,
+                 **kwargs: Any) -> requests.Response:
+        """`read_timeout`: the longest wait for one read (an event stream's), instead of
+        the call's whole `timeout`."""
         url = f"{self.base_url}{path}"
         started = self._clock()
         deadline = started + self.retry_budget
@@ -247,12 +262,12 @@ class RylaClient:
         redirects = 0
         while True:
             # The call's timeout covers every hop of a followed 303 together.
-            read_timeout = max(self.timeout - (self._clock() - started), 0.001)
+            call_left = max(self.timeout - (self._clock() - started), 0.001)
             try:
                 # Redirects are ours to follow (below): requests would also follow a 303
                 # to another host, minus the token, or re-send a body.
                 response = self._session().request(
-                    method, url, timeout=(CONNECT_TIMEOUT_S, read_timeout),
+                    method, url, timeout=(CONNECT_TIMEOUT_S, read_timeout or call_left),
                     allow_redirects=False, **kwargs)
             except requests.RequestException as exc:
                 remaining = deadline - self._clock()
@@ -391,6 +406,87 @@ class RylaClient:
 
         with ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(requests_)))) as pool:
             return list(pool.map(one, range(len(requests_))))
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def submit(self, request: BaseModel) -> dict:
+        """Start a request model's job (`Prefer: respond-async`); the job object, at once."""
+        route = route_for(request)
+        response = self._request("POST", route, headers={"Prefer": "respond-async"},
+                                 json=request.model_dump(mode="json", exclude_none=True))
+        job = self._json(response, route)
+        if response.status_code != 202 or not isinstance(job, dict) or "id" not in job:
+            raise BackendError(response.status_code, "invalid_response",
+                               f"{route}: the backend did not start a job (HTTP "
+                               f"{response.status_code}); is it older than the jobs API?")
+        return job
+
+    def job(self, job_id: str) -> dict:
+        return self._json(self._request("GET", f"/jobs/{job_id}"), "/jobs/{id}")
+
+    def jobs(self, status: str | None = None, limit: int | None = None) -> list[dict]:
+        """Jobs, newest first; `status` and `limit` as GET /jobs takes them."""
+        params = {k: v for k, v in (("status", status), ("limit", limit)) if v is not None}
+        return _as_list(self._json(self._request("GET", "/jobs", params=params), "/jobs"), "jobs")
+
+    def cancel(self, job_id: str) -> dict:
+        """Ask the backend to stop a job; the job as it is now (its status follows what
+        ComfyUI confirms). A job that has already ended raises BackendError 409."""
+        return self._json(self._request("DELETE", f"/jobs/{job_id}"), "/jobs/{id}")
+
+    def output(self, job_id: str, n: int = 0) -> bytes:
+        return self._request("GET", f"/jobs/{job_id}/outputs/{n}").content
+
+    def events(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, Any]]:
+        """A job's events as (event, data): status, progress, preview, and last done
+        (the job object). `last_event_id` resumes after an event already seen."""
+        for _, event, data in self._event_stream(job_id, last_event_id):
+            yield event, data
+
+    def _event_stream(self, job_id: str,
+                      last_event_id: str | None) -> Iterator[tuple[str | None, str, Any]]:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        response = self._request("GET", f"/jobs/{job_id}/events", headers=headers, stream=True,
+                                 read_timeout=STREAM_READ_TIMEOUT_S)
+        try:
+            # chunk_size None: each event as it arrives, not after 128 bytes pile up
+            for message in SSEClient(response.iter_content(chunk_size=None)).events():
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    raise BackendError(response.status_code, "invalid_response",
+                                       f"/jobs/{job_id}/events: an event that is not JSON: "
+                                       f"{message.data[:_MAX_ERROR_TEXT]!r}") from None
+                yield message.id, message.event, data
+        finally:
+            response.close()
+
+    def wait(self, job_id: str, on_event: Callable[[str, Any], None] | None = None) -> dict:
+        """Follow a job's events until it ends; its final job object. A stream that drops
+        is opened again with the id of the last event heard, so nothing is seen twice."""
+        last_id: str | None = None
+        quiet_reconnects = 0
+        while True:
+            heard = False
+            try:
+                for event_id, event, data in self._event_stream(job_id, last_id):
+                    heard = True
+                    last_id = event_id or last_id
+                    if on_event is not None:
+                        on_event(event, data)
+                    if event == "done":
+                        return data
+            except (requests.RequestException, BackendUnreachable) as exc:
+                dropped: Exception = exc
+            else:
+                dropped = BackendUnreachable(f"/jobs/{job_id}/events ended before the job did")
+            quiet_reconnects = 0 if heard else quiet_reconnects + 1
+            if quiet_reconnects > MAX_STREAM_RECONNECTS:
+                raise BackendUnreachable(
+                    f"lost the events of job {job_id} {MAX_STREAM_RECONNECTS} times in a row "
+                    f"({dropped}); the job goes on: GET /jobs/{job_id} has its status")
 
     def health(self) -> dict:
         return self._json(self._request("GET", "/health"), "/health")
