@@ -104,6 +104,13 @@ class ModelNotInstalled(ApiError):
     status, code = 503, "model_not_installed"
 
 
+class LoraNotPublished(ApiError):
+    """An uploaded LoRA was saved but could not be published to the other containers (a
+    Modal Volume commit failed, retried); upload it again."""
+
+    status, code = 503, "lora_not_published"
+
+
 class _Stopped(ApiError):
     """A job stopped before it finished. `confirmed`: ComfyUI said so (taken off its queue
     before it started, or its history says interrupted), or it never reached ComfyUI; False

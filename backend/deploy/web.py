@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backend.deploy.layout import ContainerLayout
-from backend.errors import ApiError
+from backend.errors import LoraNotPublished
 from backend.settings import Settings
 
 if TYPE_CHECKING:  # fastapi is only needed where the app is built
@@ -42,10 +42,6 @@ def deployment_settings(env: Mapping[str, str], layout: ContainerLayout) -> Sett
         raise RuntimeError(f"RYLA_API_TOKEN is empty; set it in the Modal Secret {API_SECRET_NAME!r}")
     return Settings.from_env(env, comfyui_url=layout.comfyui_url, models_dir=layout.models_dir,
                              lora_dir=layout.lora_dir, data_dir=layout.data_dir, api_token=token)
-
-
-class LoraNotPublished(ApiError):
-    status, code = 503, "lora_not_published"
 
 
 def _nothing() -> None:
