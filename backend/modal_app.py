@@ -103,6 +103,8 @@ BACKEND_PACKAGES = (
     "httpx>=0.28,<1",
     "websockets>=13,<18",
     "posthog>=6,<8",
+    "safetensors>=0.8,<0.9",
+    "numpy>=2,<3",
 )
 HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")
 # This project's packages, added to both images as source (data files included).
