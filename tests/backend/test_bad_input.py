@@ -9,6 +9,7 @@ import pytest
 
 from tests.backend.helpers import SMALL, data_url, error_of, image_bytes
 from tests.builders import free_port
+from workflows.request_models import FluxDevRequest
 
 
 def post(server, path: str, **kwargs):
@@ -26,6 +27,15 @@ def post(server, path: str, **kwargs):
     ({"prompt": "x", "format": "gif"}, "format", ["'jpeg', 'png'"]),
     ({"prompt": "x", "width": "wide"}, "width", ["integer", "'wide'"]),
     ({"prompt": "   "}, "prompt", ["blank"]),
+    # only zero-width, format, space-separator and control characters: nothing to see
+    ({"prompt": "\u200b\u200b"}, "prompt", ["blank"]),
+    ({"prompt": "\ufeff\u2060\u00a0\u3000\x00"}, "prompt", ["blank"]),
+    # numbers are numbers: text, true/false and 7.0 for a whole number are refused
+    ({"prompt": "x", "seed": "7"}, "seed", ["integer", "'7'"]),
+    ({"prompt": "x", "steps": "7"}, "steps", ["integer", "'7'"]),
+    ({"prompt": "x", "steps": 7.0}, "steps", ["integer", "7.0"]),
+    ({"prompt": "x", "steps": True}, "steps", ["integer", "True"]),
+    ({"prompt": "x", "guidance": "3.5"}, "guidance", ["number", "'3.5'"]),
     ({"prompt": "x", "colour": "red"}, "colour", ["unknown field", "negative_prompt"]),
 ])
 def test_flux_dev_field_errors_name_the_field_and_range(backend_server_session, body, field, words):
@@ -36,6 +46,12 @@ def test_flux_dev_field_errors_name_the_field_and_range(backend_server_session, 
     assert err["field"] == field
     for word in words:
         assert word in err["message"], err["message"]
+
+
+def test_whole_numbers_stay_valid_where_a_float_is_expected():
+    request = FluxDevRequest(prompt="a\u200bb", guidance=3, steps=7, seed=7)
+    assert (request.guidance, request.steps, request.seed) == (3.0, 7, 7)
+    assert isinstance(request.guidance, float)
 
 
 def test_route_specific_ranges(backend_server_session):
