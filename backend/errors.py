@@ -60,6 +60,10 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class HeadersTooLarge(ApiError):
+    status, code = 431, "headers_too_large"
+
+
 class ComfyUIJobFailed(ApiError):
     status, code = 502, "comfyui_job_failed"
 
