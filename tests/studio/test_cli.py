@@ -85,7 +85,8 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
             assert wrong.status_code == 400
         locked = requests.post(f"{base}/login", data={"username": "maya", "password": "pw"},
                                timeout=10)
-        assert locked.status_code == 400
+        assert locked.status_code == 429
+        assert locked.json()["detail"].startswith("too many attempts, try again in ")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -24,7 +24,7 @@ from ui.studio.fields import Field
 from ui.studio.flux_tab import FluxTab
 from ui.studio.history import History
 from ui.studio.history_tab import HistoryTab
-from ui.studio.login_limit import LoginLimiter
+from ui.studio.login_limit import LOGIN_MESSAGE, LoginLimiter
 from ui.studio.lora_tab import LoraTab
 from ui.studio.review_tab import ReviewTab
 from ui.studio.sheet_tab import SheetTab
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # failed logins are rate-limited per username (ui/studio/login_limit.py)
     app.launch(server_name=args.host, server_port=args.port, share=args.share,
                auth=LoginLimiter(*auth) if auth else None,
-               auth_message="RYLA Studio" if auth else None, prevent_thread_lock=True,
+               auth_message=LOGIN_MESSAGE if auth else None, prevent_thread_lock=True,
                **launch_options(history))
     if args.share and not app.share_url:
         # Gradio prints its own reason; say plainly that the studio is still usable.
