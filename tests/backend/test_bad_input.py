@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import pytest
+from PIL import Image
 
+from backend.images import to_png
 from tests.backend.helpers import SMALL, data_url, error_of, image_bytes
 from tests.builders import free_port
 from workflows.request_models import FluxDevRequest
@@ -112,6 +115,23 @@ def test_bad_reference_images_are_400(backend_server_session, value, code, words
 def test_webp_reference_is_accepted(backend_server_session):
     r = post(backend_server_session, "/flux-instantid",
              json={"prompt": "x", "reference_image": data_url(image_bytes("WEBP"), "image/webp"), **SMALL})
+    assert r.status_code == 200, r.text
+
+
+def test_a_phones_mpo_reference_is_read_by_its_first_picture(backend_server_session):
+    first = Image.new("RGB", (64, 48), (200, 40, 90))
+    second = Image.new("RGB", (32, 32), (0, 0, 255))  # e.g. a depth map
+    mpo = io.BytesIO()
+    first.save(mpo, format="MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(mpo.getvalue())).format == "MPO"
+    png = to_png(mpo.getvalue(), "reference_image", max_pixels=10**6, max_side=2048)
+    with Image.open(io.BytesIO(png)) as decoded:
+        assert decoded.size == (64, 48)
+        red, green, blue = decoded.getpixel((10, 10))
+        assert red > 150 and blue < 150  # the first picture, not the second
+    r = post(backend_server_session, "/flux-instantid",
+             json={"prompt": "x", "reference_image": data_url(mpo.getvalue(), "image/jpeg"),
+                   **SMALL})
     assert r.status_code == 200, r.text
 
 
