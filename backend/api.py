@@ -348,7 +348,7 @@ def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
     async def models() -> list[dict[str, Any]]:
         return await asyncio.to_thread(_models_report, settings)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])  # HEAD: uptime checkers
     async def health() -> dict[str, Any]:
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)

@@ -47,6 +47,7 @@ CANCEL_REQUEST_TIMEOUT_S = 2.0
 CANCEL_WATCH_S = 600.0
 CANCEL_WATCH_MAX_INTERVAL_S = 2.0
 HEALTH_TIMEOUT_S = 1.0  # /health answers within about this, whatever ComfyUI does
+HEALTH_SHARED_S = 0.5  # /health callers within this of a probe's start share its answer
 UNREACHABLE_POLLS = 5  # consecutive failed history polls before ComfyUI counts as gone
 OUTPUT_KINDS = ("images", "gifs", "videos", "video", "animated_images", "files")
 PREVIEW_INTERVAL_S = 0.5  # at most one preview per job this often; the newest wins
@@ -382,6 +383,8 @@ class ComfyUIClient:
         self._background: set[asyncio.Task[None]] = set()
         self.cancel_watch_s = cancel_watch_s
         self._watched: dict[str, _Stopping] = {}
+        self._health_probe: asyncio.Task[dict[str, Any]] | None = None
+        self._health_probe_at = 0.0
 
     async def aclose(self) -> None:
         for stopping in list(self._watched.values()):
@@ -419,7 +422,17 @@ class ComfyUIClient:
             raise ComfyUIJobFailed(f"ComfyUI answered {method} {path} with non-JSON") from exc
 
     async def health(self) -> dict[str, Any]:
-        """Reachability, queue length and version; never raises."""
+        """Reachability, queue length and version; never raises. Callers share one probe
+        (the one in flight, or one started under HEALTH_SHARED_S ago): a burst of /health
+        calls is one pair of requests to ComfyUI, not a crowd that times itself out."""
+        probe = self._health_probe
+        if (probe is None or probe.get_loop() is not asyncio.get_running_loop()
+                or (probe.done() and self._clock() - self._health_probe_at > HEALTH_SHARED_S)):
+            self._health_probe_at = self._clock()
+            probe = self._health_probe = asyncio.create_task(self._probe_health())
+        return dict(await asyncio.shield(probe))  # one caller leaving does not end it
+
+    async def _probe_health(self) -> dict[str, Any]:
         result: dict[str, Any] = {"url": self.base_url, "reachable": False,
                                   "queue_remaining": None, "version": None}
         started = self._clock()

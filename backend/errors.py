@@ -86,6 +86,10 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class HeadersTooLarge(ApiError):
+    status, code = 431, "headers_too_large"
+
+
 class ComfyUIJobFailed(ApiError):
     """ComfyUI failed the job; its message is included."""
 

@@ -14,7 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from backend.errors import InvalidImage, PayloadTooLarge
 from backend.memory import release_to_os
 
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
+# MPO: a phone camera's JPEG with more pictures after the first (depth, preview); the
+# first picture is the photo, and it is what Pillow decodes.
+ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
 DATA_URL_RE = re.compile(r"^data:([\w/+.-]*)(;[\w=.-]+)*;base64,", re.IGNORECASE)
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # A reference face is looked at by InsightFace at 640 px and aligned at 512 (InstantID,
@@ -71,7 +73,7 @@ def _to_png(data: bytes, field: str, max_pixels: int, max_side: int | None) -> b
                     raise PayloadTooLarge(
                         f"{field} is {width}x{height} pixels; the limit is {max_pixels} pixels",
                         field=field)
-                if max_side and img.format == "JPEG":
+                if max_side and img.format in ("JPEG", "MPO"):
                     img.draft("RGB", (max_side, max_side))  # decode at >= max_side, not more
                 img.load()
                 oriented = ImageOps.exif_transpose(img)

@@ -5,11 +5,43 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import uvicorn
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from backend.errors import HeadersTooLarge
 from backend.settings import DEFAULT_COMFYUI_URL, Settings
+
+# A request's line and headers together, in bytes: uvicorn's h11 parser buffers no more
+# and answers 400 (a browser sends about 1-2 KiB, a bearer token adds a few hundred bytes).
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100  # as Python's http.client and aiohttp
+
+
+class HeaderCountLimit:
+    """A request with more than MAX_HEADERS headers is a 431 before any other work,
+    authentication included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["headers"]) > MAX_HEADERS:
+            error = HeadersTooLarge(f"the request has {len(scope['headers'])} headers; "
+                                    f"at most {MAX_HEADERS} are accepted")
+            await JSONResponse(error.to_body(), status_code=error.status)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def server_config(app: ASGIApp, **options: Any) -> uvicorn.Config:
+    """uvicorn serving `app` with bounded request heads: the h11 parser, which stops
+    buffering at MAX_HEADER_BYTES (httptools buffers a header of any size), and at most
+    MAX_HEADERS headers. `options` are uvicorn.Config's (host, port, log_level...)."""
+    return uvicorn.Config(HeaderCountLimit(app), http="h11",
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES, **options)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,8 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from backend.api import create_app  # after logging is set up
 
-    uvicorn.run(create_app(settings_from_args(args)), host=args.host, port=args.port,
-                log_level=args.log_level)
+    config = server_config(create_app(settings_from_args(args)), host=args.host,
+                           port=args.port, log_level=args.log_level)
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

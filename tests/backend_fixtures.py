@@ -22,6 +22,7 @@ import uvicorn
 
 from backend.api import create_app
 from backend.graph_runner import GraphRunner
+from backend.server import server_config
 from backend.settings import Settings
 from tests.comfyui_double import ComfyUIDouble
 
@@ -45,8 +46,9 @@ class BackendServer:
         # does through extra_model_paths.yaml (several servers may share one double).
         double.add_model_dir("loras", self.settings.lora_dir)
         self.app = create_app(self.settings, runner)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="on", timeout_graceful_shutdown=5)
+        # served as `ryla-backend` serves it (its limits on request heads)
+        config = server_config(self.app, host="127.0.0.1", port=0, log_level="warning",
+                               lifespan="on", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True,
                                         name="backend-server")

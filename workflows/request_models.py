@@ -8,9 +8,10 @@ and the backend turns a violation into a 400 naming the field and the allowed ra
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 # Sizes are latent-friendly: Flux's latent is 1/8 of the image and packed 2x2, so
 # ComfyUI's EmptySD3LatentImage steps in 16s.
@@ -53,23 +54,23 @@ def _utf8(value: str) -> str:
     return value
 
 
-def _not_bool(value: Any) -> Any:
-    # pydantic's lax mode reads true/false as 1/0: a number field takes numbers only
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
-    return value
+# Characters that show nothing: format (zero-width space, joiners, BOM...), space
+# separators and control characters. A prompt made only of these is blank.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Cc"})
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
+    if all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in value):
+        raise ValueError("must not be blank (it holds only spaces or invisible characters)")
     return value
 
 
 Text = Annotated[str, AfterValidator(_utf8)]
 Prompt = Annotated[str, AfterValidator(_utf8), AfterValidator(_not_blank)]
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Number = Annotated[float, BeforeValidator(_not_bool)]
+# Numbers are numbers: strict mode refuses "7", 7.0 for an integer, and true/false;
+# a float field still takes an integer (guidance 3).
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
 
 
 def check_json_tree(value: Any, max_depth: int = MAX_WORKFLOW_DEPTH) -> None:

@@ -61,6 +61,9 @@ BACKEND_PACKAGES = (
     "httpx>=0.28,<1",
     "websockets>=13,<18",
     "sse-starlette>=3.5,<4",
+    # LoRA uploads are checked with the safetensors library, whose numpy reader needs numpy
+    "safetensors>=0.8,<0.9",
+    "numpy>=2,<3",
     "posthog>=6,<8",
 )
 HUB_PACKAGES = ("huggingface_hub==2.4.0", "hf_xet==1.8.0")

@@ -8,11 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 from PIL import Image
 
 from tests.comfyui_double import ComfyUIDouble, Job
 
 SMALL = {"width": 256, "height": 256, "steps": 2, "format": "png"}
+# A deadline that a warmed-up backend (see warm_up) meets for preparing and queueing a
+# small job on a loaded 2-core machine, and short enough for a test to wait out.
+SHORT_DEADLINE_S = 3.0
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (48, 32),
@@ -33,6 +37,15 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+
+
+def warm_up(server: Any) -> None:
+    """Fill a fresh backend's cache of ComfyUI's object_info, the slow part of a first
+    request, with a graph refused at validation (nothing is queued): a short deadline
+    then covers preparing and queueing a job, not that first fetch."""
+    r = httpx.post(f"{server.url}/workflow", timeout=60,
+                   json={"workflow": {"1": {"class_type": "NoSuchNode", "inputs": {}}}})
+    assert r.status_code == 400, r.text
 
 
 def job_with_seed(double: ComfyUIDouble, seed: int) -> Job:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import pytest
+from PIL import Image
 
+from backend.images import to_png
 from tests.backend.helpers import SMALL, data_url, error_of, image_bytes
 from tests.builders import free_port
+from workflows.request_models import FluxDevRequest
 
 
 def post(server, path: str, **kwargs):
@@ -26,6 +30,15 @@ def post(server, path: str, **kwargs):
     ({"prompt": "x", "format": "gif"}, "format", ["'jpeg', 'png'"]),
     ({"prompt": "x", "width": "wide"}, "width", ["integer", "'wide'"]),
     ({"prompt": "   "}, "prompt", ["blank"]),
+    # only zero-width, format, space-separator and control characters: nothing to see
+    ({"prompt": "\u200b\u200b"}, "prompt", ["blank"]),
+    ({"prompt": "\ufeff\u2060\u00a0\u3000\x00"}, "prompt", ["blank"]),
+    # numbers are numbers: text, true/false and 7.0 for a whole number are refused
+    ({"prompt": "x", "seed": "7"}, "seed", ["integer", "'7'"]),
+    ({"prompt": "x", "steps": "7"}, "steps", ["integer", "'7'"]),
+    ({"prompt": "x", "steps": 7.0}, "steps", ["integer", "7.0"]),
+    ({"prompt": "x", "steps": True}, "steps", ["integer", "True"]),
+    ({"prompt": "x", "guidance": "3.5"}, "guidance", ["number", "'3.5'"]),
     ({"prompt": "x", "colour": "red"}, "colour", ["unknown field", "negative_prompt"]),
 ])
 def test_flux_dev_field_errors_name_the_field_and_range(backend_server_session, body, field, words):
@@ -36,6 +49,12 @@ def test_flux_dev_field_errors_name_the_field_and_range(backend_server_session, 
     assert err["field"] == field
     for word in words:
         assert word in err["message"], err["message"]
+
+
+def test_whole_numbers_stay_valid_where_a_float_is_expected():
+    request = FluxDevRequest(prompt="a\u200bb", guidance=3, steps=7, seed=7)
+    assert (request.guidance, request.steps, request.seed) == (3.0, 7, 7)
+    assert isinstance(request.guidance, float)
 
 
 def test_route_specific_ranges(backend_server_session):
@@ -96,6 +115,23 @@ def test_bad_reference_images_are_400(backend_server_session, value, code, words
 def test_webp_reference_is_accepted(backend_server_session):
     r = post(backend_server_session, "/flux-instantid",
              json={"prompt": "x", "reference_image": data_url(image_bytes("WEBP"), "image/webp"), **SMALL})
+    assert r.status_code == 200, r.text
+
+
+def test_a_phones_mpo_reference_is_read_by_its_first_picture(backend_server_session):
+    first = Image.new("RGB", (64, 48), (200, 40, 90))
+    second = Image.new("RGB", (32, 32), (0, 0, 255))  # e.g. a depth map
+    mpo = io.BytesIO()
+    first.save(mpo, format="MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(mpo.getvalue())).format == "MPO"
+    png = to_png(mpo.getvalue(), "reference_image", max_pixels=10**6, max_side=2048)
+    with Image.open(io.BytesIO(png)) as decoded:
+        assert decoded.size == (64, 48)
+        red, green, blue = decoded.getpixel((10, 10))
+        assert red > 150 and blue < 150  # the first picture, not the second
+    r = post(backend_server_session, "/flux-instantid",
+             json={"prompt": "x", "reference_image": data_url(mpo.getvalue(), "image/jpeg"),
+                   **SMALL})
     assert r.status_code == 200, r.text
 
 

@@ -10,7 +10,8 @@ import time
 
 import httpx
 
-from tests.backend.helpers import SMALL, error_of, job_with_seed, records
+from backend.comfyui_client import HEALTH_SHARED_S
+from tests.backend.helpers import SHORT_DEADLINE_S, SMALL, error_of, job_with_seed, records, warm_up
 
 CLIENT_TIMEOUT_S = 30
 SETTLE_S = 15.0
@@ -33,7 +34,9 @@ def _wait(condition, what: str, timeout: float = SETTLE_S) -> None:
 def test_job_that_starts_while_being_cancelled_is_not_left_running(backend_server_factory,
                                                                   comfyui_double):
     patient = backend_server_factory(comfyui_double, deadline_s=CLIENT_TIMEOUT_S)
-    hasty = backend_server_factory(comfyui_double, deadline_s=1.0)
+    # warmed up, so that its deadline passes with B queued, not while preparing it
+    hasty = backend_server_factory(comfyui_double, deadline_s=SHORT_DEADLINE_S)
+    warm_up(hasty)
     comfyui_double.step_delay = 0.02  # job B, if it ran, would take about a second
     comfyui_double.hang_next()
     first = _post_in_thread(f"{patient.url}/flux-dev", {"prompt": "a", "seed": 1, **SMALL})
@@ -60,9 +63,11 @@ def test_job_that_starts_while_being_cancelled_is_not_left_running(backend_serve
 
 
 def test_job_whose_queueing_timed_out_never_runs_later(backend_server_factory, comfyui_double):
-    server = backend_server_factory(comfyui_double, deadline_s=1.0)
+    # warmed up, so that the deadline passes during the frozen POST /prompt, not before it
+    server = backend_server_factory(comfyui_double, deadline_s=SHORT_DEADLINE_S)
+    warm_up(server)
     comfyui_double.step_delay = 0.1  # about four seconds, if it ran
-    comfyui_double.freeze_next_prompt(3.0)  # ComfyUI freezes on the POST /prompt
+    comfyui_double.freeze_next_prompt(SHORT_DEADLINE_S + 2.0)  # ComfyUI freezes on POST /prompt
     r = httpx.post(f"{server.url}/flux-dev", json={"prompt": "late", "seed": 3, **SMALL,
                                                    "steps": 30}, timeout=CLIENT_TIMEOUT_S)
     assert r.status_code == 504
@@ -87,6 +92,7 @@ def test_health_answers_quickly_while_comfyui_is_frozen(backend_server_factory, 
     with httpx.Client(base_url=server.url, timeout=2.0) as client:  # the promise: under 2 s
         assert client.get("/health").json()["comfyui"]["reachable"] is True
         comfyui_double.freeze(4.0)
+        time.sleep(HEALTH_SHARED_S)  # past the window in which callers share the last probe
         health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["comfyui"]["reachable"] is False

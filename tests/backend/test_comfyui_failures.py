@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.backend.helpers import (SMALL, data_url, error_of, image_bytes, job_with_seed,
-                                   output_of, records)
+from tests.backend.helpers import (SHORT_DEADLINE_S, SMALL, data_url, error_of, image_bytes,
+                                   job_with_seed, output_of, records, warm_up)
 
 # The client waits longer than any deadline here, so a 504 proves the server gave up itself.
 CLIENT_TIMEOUT_S = 30
@@ -65,7 +65,9 @@ def test_pending_job_past_the_deadline_is_taken_off_the_queue(backend_server_fac
     if probe.status_code != 200:  # upstream ComfyUI has it; the double may not yet
         pytest.skip("the ComfyUI double does not implement POST /queue {'delete': [...]}")
     patient = backend_server_factory(comfyui_double, deadline_s=CLIENT_TIMEOUT_S)
-    hasty = backend_server_factory(comfyui_double, deadline_s=1.0)
+    # warmed up, so that its deadline passes with the job queued, not while preparing it
+    hasty = backend_server_factory(comfyui_double, deadline_s=SHORT_DEADLINE_S)
+    warm_up(hasty)
     comfyui_double.hang_next()
     first = threading.Thread(target=httpx.post, args=(f"{patient.url}/flux-dev",),
                              kwargs={"json": {"prompt": "a", "seed": 1, **SMALL},

@@ -45,3 +45,9 @@ def test_health_reports_comfyui(backend_server):
     assert body["comfyui"]["reachable"] is True
     assert body["comfyui"]["queue_remaining"] == 0
     assert body["comfyui"]["version"] == "0.12.1"
+
+
+def test_head_health_answers_200_for_uptime_checkers(backend_server_factory):
+    server = backend_server_factory(api_token="secret")  # /health stays open with a token
+    r = httpx.head(f"{server.url}/health")
+    assert r.status_code == 200 and r.content == b""

@@ -178,7 +178,7 @@ def test_wan2_refuses_a_blank_prompt_like_flux(pooled, prompt):
     ("GET", "/flux-dev", "POST"),
     ("PUT", "/workflow", "POST"),
     ("DELETE", "/loras", "GET, POST"),
-    ("POST", "/health", "GET"),
+    ("POST", "/health", "GET, HEAD"),
 ])
 def test_wrong_method_is_405_with_allow_and_spec_shape(pooled, method, path, allow):
     r = pooled.request(method, path)

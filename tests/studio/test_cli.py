@@ -72,11 +72,25 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
         # The password applies: the app config is closed without a login, open with it.
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/config", timeout=10).status_code == 401
+        # Before login the page names no endpoint (Gradio embeds them all by default).
+        page = requests.get(f"{base}/", timeout=10)
+        assert page.status_code == 200 and "window.gradio_api_info = {};" in page.text
+        assert "generate_flux" not in page.text
         with requests.Session() as session:
             login = session.post(f"{base}/login", data={"username": "maya", "password": "pw"},
                                  timeout=10)
             assert login.status_code == 200
             assert session.get(f"{base}/config", timeout=10).status_code == 200
+            assert "generate_flux" in session.get(f"{base}/", timeout=10).text
+            # Only the history is served, not the rest of the data folder.
+            (tmp_path / "data").mkdir(exist_ok=True)
+            secret = tmp_path / "data" / "not-shown.txt"
+            secret.write_text("private")
+            shown = tmp_path / "data" / "history" / "shown.txt"
+            shown.parent.mkdir(exist_ok=True)
+            shown.write_text("history")
+            assert session.get(f"{base}/gradio_api/file={secret}", timeout=10).status_code != 200
+            assert session.get(f"{base}/gradio_api/file={shown}", timeout=10).text == "history"
         # Failed logins are rate-limited: after FREE_FAILURES wrong passwords even the
         # right one is refused for a while.
         for _ in range(FREE_FAILURES):
@@ -85,7 +99,8 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
             assert wrong.status_code == 400
         locked = requests.post(f"{base}/login", data={"username": "maya", "password": "pw"},
                                timeout=10)
-        assert locked.status_code == 400
+        assert locked.status_code == 429
+        assert locked.json()["detail"].startswith("too many attempts, try again in ")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

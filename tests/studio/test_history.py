@@ -66,6 +66,20 @@ def test_get_refuses_paths_outside_the_history(tmp_path: Path) -> None:
         history.get("../../elsewhere")
 
 
+@pytest.mark.parametrize("item_id", ["x" * 5000, "20260130-101500-123456-zzzzzz", "", "."])
+def test_long_or_unknown_ids_are_not_found(tmp_path: Path, item_id: str) -> None:
+    history = History(tmp_path / "data")
+    history.add("flux", {})
+    with pytest.raises(KeyError):  # was OSError: File name too long
+        history.get(item_id)
+
+
+def test_created_ids_are_found(tmp_path: Path) -> None:
+    history = History(tmp_path / "data")
+    item = history.add("flux", {})
+    assert history.get(item.id).id == item.id
+
+
 def test_unknown_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown history kind"):
         History(tmp_path).add("video", {})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ui.studio.login_limit import LoginLimiter
+from fastapi import HTTPException
+
+from ui.studio.login_limit import FORGET_AFTER_S, MAX_TRACKED_NAMES, LoginLimiter
 
 
 class FakeClock:
@@ -36,7 +38,10 @@ def test_lockout_after_free_failures_refuses_even_the_right_password(clock):
     for _ in range(3):
         assert limiter("maya", "guess") is False
     assert limiter.locked_for("maya") == pytest.approx(2.0)
-    assert limiter("maya", "pw") is False  # locked: not even checked
+    with pytest.raises(HTTPException) as refused:  # locked: not even checked
+        limiter("maya", "pw")
+    assert refused.value.status_code == 429
+    assert refused.value.detail == "too many attempts, try again in 2 s"
     clock.now += 2.1
     assert limiter("maya", "pw") is True
 
@@ -59,7 +64,10 @@ def test_thirty_fast_guesses_mostly_go_unchecked(clock):
     for i in range(30):
         if not limiter.locked_for("ryla"):
             checked.append(i)
-        assert limiter("ryla", f"guess{i}") is False
+            assert limiter("ryla", f"guess{i}") is False
+        else:
+            with pytest.raises(HTTPException, match="too many attempts"):
+                limiter("ryla", f"guess{i}")
     assert len(checked) == 5
 
 
@@ -68,3 +76,43 @@ def test_usernames_are_limited_separately(clock):
     assert limiter("mallory", "x") is False
     assert limiter.locked_for("mallory") > 0
     assert limiter("maya", "pw") is True
+
+
+def test_made_up_usernames_do_not_evict_a_locked_user(clock):
+    """The issue's probe: a user locked out, then 10,050 failures with made-up names."""
+    limiter = LoginLimiter("maya", "pw", clock=clock)
+    for _ in range(5):
+        assert limiter("maya", "guess") is False
+    locked = limiter.locked_for("maya")
+    assert locked > 0
+    for i in range(MAX_TRACKED_NAMES + 50):
+        try:
+            limiter(f"made-up-{i}", "x")
+        except HTTPException:
+            pass  # the names without room share one record, which locks too
+    assert len(limiter._failures) <= MAX_TRACKED_NAMES + 1  # bounded memory
+    with pytest.raises(HTTPException, match="too many attempts"):
+        limiter("maya", "pw")
+    clock.now += locked + 0.1
+    assert limiter("maya", "pw") is True
+
+
+def test_usernames_without_room_share_one_locking_record(clock):
+    limiter = LoginLimiter("maya", "pw", free_failures=2, max_tracked=3, clock=clock)
+    for name in ("a", "b", "c"):
+        for _ in range(2):
+            limiter(name, "x")  # three locked records fill the table
+    assert limiter("d", "x") is False
+    assert limiter("e", "x") is False  # d and e share a record: its second failure locks
+    assert limiter.locked_for("f") > 0
+    with pytest.raises(HTTPException):
+        limiter("maya", "pw")  # no room for maya either, until the locks pass
+
+
+def test_records_expire_once_unlocked_and_quiet(clock):
+    limiter = LoginLimiter("maya", "pw", free_failures=3, clock=clock)
+    limiter("a", "x")
+    limiter("b", "x")
+    clock.now += FORGET_AFTER_S + 1
+    limiter("c", "x")
+    assert list(limiter._failures) == ["c"]

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ui.client import RylaClient
 from ui.studio.batch import PRIVATE
@@ -24,7 +28,7 @@ from ui.studio.fields import Field
 from ui.studio.flux_tab import FluxTab
 from ui.studio.history import History
 from ui.studio.history_tab import HistoryTab
-from ui.studio.login_limit import LoginLimiter
+from ui.studio.login_limit import LOGIN_MESSAGE, LoginLimiter
 from ui.studio.lora_tab import LoraTab
 from ui.studio.review_tab import ReviewTab
 from ui.studio.sheet_tab import SheetTab
@@ -75,10 +79,64 @@ def _header(status_every: float) -> tuple[gr.HTML, gr.Timer]:
 
 
 def launch_options(history: History) -> dict[str, Any]:
-    """Keyword arguments for `Blocks.launch` that every launch needs: history files may
-    be served, and the studio's stylesheet."""
-    return {"allowed_paths": [str(history.root)], "css_paths": [CSS_PATH] if CSS_PATH.is_file() else None,
+    """Keyword arguments for `Blocks.launch` that every launch needs: the history's files
+    may be served (what the studio shows; not the rest of its data folder), the page says
+    nothing of the API before login, and the studio's stylesheet."""
+    return {"allowed_paths": [str(history.items_dir)],
+            "app_kwargs": {"middleware": [Middleware(ApiInfoAfterLogin)]},
+            "css_paths": [CSS_PATH] if CSS_PATH.is_file() else None,
             "theme": gr.themes.Soft()}
+
+
+API_INFO_RE = re.compile(rb"<script>window\.gradio_api_info = .*?;</script>", re.DOTALL)
+
+
+class ApiInfoAfterLogin:
+    """Gradio's page embeds `window.gradio_api_info` (every named endpoint and its
+    parameters) even on the login page, while /gradio_api/info asks for a login. Before
+    login the page gets an empty one; Gradio offers no setting for this (6.31)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gradio_app = scope.get("app")
+        if (scope["type"] != "http" or scope["method"] != "GET"
+                or getattr(gradio_app, "auth", None) is None or _logged_in(gradio_app, scope)):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body = b""
+
+        async def rewrite(message: Message) -> None:
+            nonlocal start, body
+            if message["type"] == "http.response.start":
+                if not dict(message["headers"]).get(b"content-type", b"").startswith(b"text/html"):
+                    await send(message)  # scripts, styles: passed on as they come
+                    return
+                start = message
+                return
+            if start is None:
+                await send(message)
+                return
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            body = API_INFO_RE.sub(b"<script>window.gradio_api_info = {};</script>", body)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewrite)
+
+
+def _logged_in(gradio_app: Any, scope: Scope) -> bool:
+    """As Gradio's own check: a login cookie naming a token it handed out."""
+    cookies = Request(scope).cookies
+    token = (cookies.get(f"access-token-{gradio_app.cookie_id}")
+             or cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
+    return gradio_app.tokens.get(token) is not None
 
 
 def resolve_auth(auth: str | None, share: bool) -> tuple[str, str] | None:
@@ -126,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # failed logins are rate-limited per username (ui/studio/login_limit.py)
     app.launch(server_name=args.host, server_port=args.port, share=args.share,
                auth=LoginLimiter(*auth) if auth else None,
-               auth_message="RYLA Studio" if auth else None, prevent_thread_lock=True,
+               auth_message=LOGIN_MESSAGE if auth else None, prevent_thread_lock=True,
                **launch_options(history))
     if args.share and not app.share_url:
         # Gradio prints its own reason; say plainly that the studio is still usable.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 ITEM_FILE = "item.json"
+# What create() makes: 20260130-101500-123456-a1b2c3. Ids come from the browser; only
+# this shape is looked up (a 5,000-character id is not a file name the system takes).
+ITEM_ID_RE = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{6}")
 KINDS = ("flux", "sheet", "lora", "review")
 
 
@@ -133,9 +137,10 @@ class History:
         tmp.replace(item.folder / ITEM_FILE)
 
     def get(self, item_id: str) -> HistoryItem:
+        if not isinstance(item_id, str) or not ITEM_ID_RE.fullmatch(item_id):
+            raise KeyError(item_id)
         folder = self.items_dir / item_id
-        # Ids come from the browser; refuse anything that is not a direct child.
-        if folder.parent != self.items_dir or not (folder / ITEM_FILE).is_file():
+        if not (folder / ITEM_FILE).is_file():
             raise KeyError(item_id)
         return HistoryItem.from_json(json.loads((folder / ITEM_FILE).read_text()), folder)
 
