@@ -26,7 +26,7 @@ from backend.records import JobRecords
 from backend.settings import Settings
 from workflows.registry import LORA_FILE, REFERENCE_IMAGE, ROUTES, Route
 from workflows.render import render_workflow
-from workflows.request_models import MAX_SEED, WorkflowRequest
+from workflows.request_models import RANDOM_SEED_LIMIT, WorkflowRequest
 
 IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SEED_INPUTS = ("seed", "noise_seed")
@@ -128,7 +128,7 @@ class Generator:
         request_id = uuid.uuid4().hex
         route = ROUTES[endpoint]
         explicit_seed = getattr(body, "seed", None)
-        seed = explicit_seed if explicit_seed is not None else secrets.randbelow(MAX_SEED + 1)
+        seed = explicit_seed if explicit_seed is not None else secrets.randbelow(RANDOM_SEED_LIMIT)
         if route.user_graph:
             seed = _workflow_seed(body.workflow)  # type: ignore[attr-defined]
         dumped = body.model_dump(mode="json")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from workflows.request_models import MAX_IMAGE_PIXELS
+
 DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
 
 
@@ -40,7 +42,7 @@ class Settings:
     deadline_s: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_lora_bytes: int = 2 * 1024 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     posthog_api_key: str | None = field(default=None, repr=False)
     posthog_host: str | None = None
     # Fast mode's torch.compile; off where ComfyUI's torch cannot compile (no C compiler or

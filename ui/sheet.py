@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ui.client import BackendError, RylaClient, extension_for, image_data_url
 from ui.prompts import SheetVariation
-from workflows.request_models import CharacterRequest
+from workflows.request_models import MAX_IMAGE_PIXELS, CharacterRequest
 
 SheetMethod = Literal["instantid", "pulid", "both"]
 SHEET_METHODS: tuple[str, ...] = ("instantid", "pulid", "both")
@@ -101,6 +101,38 @@ def plan_sheet(reference: Path, prompts: Sequence[str | SheetVariation], method:
                                           "reference_image": reference_url, "method": current})
             planned.append((SheetItem(len(planned) + 1, current, name, text), request))
     return planned
+
+
+class ReferenceRejected(ValueError):
+    """The reference cannot make a sheet; the message says why in a creator's words."""
+
+
+def check_reference(reference: Path) -> None:
+    """Refuse, before any GPU time is spent, a reference that is not an image, is over the
+    backend's pixel limit, or shows no face (InstantID and PuLID both need one). Without
+    the face models here the face is left to the backend to find."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(reference) as img:  # reads the header only: size before pixels
+            width, height = img.size
+    except (UnidentifiedImageError, OSError):
+        raise ReferenceRejected("this file is not an image: use a PNG, JPEG or WebP photo") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ReferenceRejected(
+            f"the photo is {width}×{height} ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: use a smaller copy") from None
+    from ui.face.consistency import FaceModelsMissing, InvalidImage, default_scorer
+
+    try:
+        faces = default_scorer().detect(reference).faces
+    except FaceModelsMissing:
+        return
+    except InvalidImage:
+        raise ReferenceRejected("this image cannot be read: use a PNG, JPEG or WebP photo") from None
+    if faces == 0:
+        raise ReferenceRejected("no face found in the reference: use a photo where one face is "
+                                "clearly visible, upright and not too small")
 
 
 def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | SheetVariation],

@@ -44,7 +44,9 @@ def format_timings(timings: dict[str, float], round_trip_s: float | None = None)
     return ", ".join(parts) or "-"
 
 
-def badge(passed: bool, faces: int) -> str:
+def badge(passed: bool, faces: int, readable: bool = True) -> str:
+    if not readable:
+        return "⚠ NOT AN IMAGE"
     if faces == 0:
         return "⚠ NO FACE"
     # Symbols from DejaVu Sans rather than emoji: they render on machines without an
@@ -60,6 +62,7 @@ def summary_text(s: dict[str, Any], title: str = "Sheet") -> str:
     share = s.get("pass_rate")
     share_text = "-" if share is None else f"{share * 100:.0f}%"
     no_face = f" · no face: {s['no_face']}" if s.get("no_face") else ""
+    no_face += f" · not images: {s['unreadable']}" if s.get("unreadable") else ""
     return (f"**{title}:** {s.get('count', 0)} images · mean similarity "
             f"**{pct(s.get('mean_similarity'))}** · min **{pct(s.get('min_similarity'))}** · "
             f"pass {s.get('passed', 0)}/{s.get('count', 0)} (**{share_text}**) at distance ≤ "

@@ -163,7 +163,9 @@ def component(f: Field, prefix: str) -> Any:
         value = DEFAULT_SIZE if f.widget == "size" else f.default
         return gr.Dropdown(allowed, value=value, allow_custom_value=True, **common, **options)
     if f.widget == "image":
-        return gr.Image(type="filepath", **common, **options)
+        from ui.studio.image_input import ImageInput
+
+        return ImageInput(type="filepath", **common, **options)
     if f.widget == "files":
         return gr.File(file_count="multiple", **common, **options)
     raise ValueError(f"field {f.name!r}: unknown widget {f.widget!r}")
