@@ -247,3 +247,17 @@ def test_build_app_does_not_need_a_backend(tmp_path: Path) -> None:
     app = build_app(RylaClient("http://127.0.0.1:9"), History(tmp_path))
     api_names = {fn.api_name for fn in app.fns.values() if fn.api_name}
     assert "review" in api_names and "generate_flux" in api_names
+
+
+def test_a_missing_model_is_named_with_the_operators_commands_behind_an_expander(
+        backend_server, tmp_path: Path) -> None:
+    backend_server.double.set_installed({})  # no model files at all
+    with running_studio(backend_server.url, tmp_path / "data") as studio:
+        out = client_for(studio).predict("a cat", "", "512×512 draft", 4, 3.5, "1", "Dev", 1,
+                                         api_name="/generate_flux")
+        status = backend_status(studio.client)
+    notice, details = out[3], out[4]  # the expander is layout: the API leaves it out
+    assert "A model is not installed" in notice and "operator must install" in notice
+    assert "flux1-dev" in notice and "hf download" not in notice
+    assert "hf download" in details  # the commands, for the operator, in the expander
+    assert "models missing" in status and "flux-dev" in status.split("models missing")[1]
