@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 from PIL import Image
 
 from tests.studio.conftest import Studio, running_studio, write_safetensors

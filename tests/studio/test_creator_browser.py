@@ -157,6 +157,23 @@ def test_review_scores_every_readable_image_and_marks_the_bad_one(page, faces: P
     sync_api.expect(page.locator("#review-outputs img")).to_have_count(2)
 
 
+def test_open_in_review_scores_again(page, studio: Studio) -> None:
+    open_tab(page, "History")
+    page.click("#history-refresh")
+    table = page.locator("#history-table")
+    sync_api.expect(table).to_contain_text("review")
+    reviews = [it for it in studio.history.items() if it.kind == "review"]
+    assert reviews, "the review test above leaves a review in History"
+    table.get_by_text(reviews[0].id).filter(visible=True).first.click()  # a row opens on click
+    page.wait_for_selector("#history-gallery img")
+    before = len(studio.history.items())
+    page.click("#history-to-review")
+    # Scored again: a new review lands in History, and Review shows its summary.
+    wait_until(lambda: len(studio.history.items()) == before + 1)
+    assert studio.history.items()[0].kind == "review"
+    sync_api.expect(page.locator("#review-summary")).to_contain_text("pass 1/3")
+
+
 def test_demo_banner(browser, tmp_path: Path) -> None:
     with running_studio(closed_port_url(), tmp_path / "demo", demo=True) as studio:
         page = open_page(browser, studio.url)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from pydantic import ValidationError
 
 from ui.client import BackendError, BackendUnreachable
 
@@ -21,15 +20,6 @@ def backend_error(exc: BackendError) -> gr.Error:
     where = f" (field {exc.field})" if exc.field else ""
     return gr.Error(f"{exc.message}{where} [backend {exc.status} {exc.code}]",
                     title=f"Backend error {exc.status}")
-
-
-def invalid_input(exc: ValidationError) -> gr.Error:
-    """Pydantic's complaint in a person's words: which field, what is allowed."""
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err.get("loc", ())) or "input"
-        lines.append(f"{field}: {err.get('msg', 'invalid')}")
-    return gr.Error("; ".join(lines), title="Invalid settings")
 
 
 def format_timings(timings: dict[str, float], round_trip_s: float | None = None) -> str:
