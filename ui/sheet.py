@@ -191,16 +191,19 @@ def _generate_item(client: RylaClient, item: SheetItem, request: CharacterReques
 def _score(run: SheetRun, threshold: float) -> None:
     # Imported here: the face models load lazily, but numpy/dlib imports are still heavy
     # for the studio's generation tabs and `ryla sheet --no-score`.
-    from ui.face.consistency import FaceConsistencyError, score_sheet
+    from ui.face.consistency import FaceConsistencyError, ReferenceFaceNotFound, score_sheet
     from ui.face.report import write_report
 
     done = [item for item in run.succeeded if item.path is not None]
     try:
         report = score_sheet(run.reference, [item.path for item in done], threshold=threshold,
                              labels=[item.path.name for item in done])
+    except ReferenceFaceNotFound:
+        run.score_error = "no face found in the reference"
+        return
     except FaceConsistencyError as exc:
         # The images are kept; the sheet says why there are no scores.
-        run.score_error = f"{type(exc).__name__}: {exc}"
+        run.score_error = str(exc)
         return
     run.report = report
     files = write_report(report, run.out_dir)

@@ -274,8 +274,8 @@ def _sheet_rows(items: list[Any], run: Any) -> list[list[Any]]:
     for d in sorted(items, key=lambda d: d.index):
         score = scores.get(d.index)
         if not d.ok:
-            rows.append([d.index, f"{d.method} · {d.name}", "", None, None, "error",
-                         f"{d.error_code}: {d.error}"])
+            rows.append([d.index, f"{d.method} · {d.name}", "", None, None, "⚠ not made",
+                         d.error or ""])
         elif score is None:
             rows.append([d.index, f"{d.method} · {d.name}", seed_text(d.seed), None, None,
                          "scoring…" if run is None else "-", ""])
@@ -302,6 +302,6 @@ def _sheet_summary(run: Any) -> str:
                 f"{pct(sum(sims) / len(sims) if sims else None)}"
                 f", min {pct(min(sims) if sims else None)}, pass {passed}/{len(results)}")
     if run.failed:
-        lines.append(f"- {len(run.failed)} failed: {run.failed[0].error_code}: {run.failed[0].error}")
+        lines.append(f"- {len(run.failed)} not made: {run.failed[0].error}")
     lines.append(f"- wall time {run.wall_seconds:.1f} s")
     return "\n".join(lines)
