@@ -113,15 +113,17 @@ def check_reference(reference: Path) -> None:
     the face models here the face is left to the backend to find."""
     from PIL import Image, UnidentifiedImageError
 
+    too_large = f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: use a smaller copy"
     try:
         with Image.open(reference) as img:  # reads the header only: size before pixels
             width, height = img.size
+    except Image.DecompressionBombError:
+        raise ReferenceRejected(f"the photo is far too large; {too_large}") from None
     except (UnidentifiedImageError, OSError):
         raise ReferenceRejected("this file is not an image: use a PNG, JPEG or WebP photo") from None
     if width * height > MAX_IMAGE_PIXELS:
         raise ReferenceRejected(
-            f"the photo is {width}×{height} ({width * height / 1e6:.0f} megapixels); the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: use a smaller copy") from None
+            f"the photo is {width}×{height} ({width * height / 1e6:.0f} megapixels); {too_large}")
     from ui.face.consistency import FaceModelsMissing, InvalidImage, default_scorer
 
     try:

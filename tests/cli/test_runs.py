@@ -211,3 +211,27 @@ def test_models_table_fits_100_columns(ryla: Callable[..., Run], backend_server)
     lines = result.out.splitlines()
     assert len(lines) > len(MODEL_MANIFEST) and max(len(line) for line in lines) <= 100
     assert "ryla models --missing --json" in result.out
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that says it is width×height (its pixels are never read: the size is enough)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = b"IDAT"  # an empty data chunk: Pillow stops reading the header there
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+                     + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", 0) + idat + struct.pack(">I", zlib.crc32(idat)))
+    return path
+
+
+def test_sheet_refuses_a_reference_over_the_pixel_limit(ryla: Callable[..., Run], backend_server,
+                                                        tmp_path: Path) -> None:
+    huge = _png_header(tmp_path / "huge.png", 10_000, 6_900)  # 69 megapixels
+    result = ryla("sheet", "--backend-url", backend_server.url, "--reference", str(huge),
+                  "--count", "2", *SMALL)
+    assert result.code == 2
+    assert "69 megapixels" in result.err and "the limit is 40 megapixels" in result.err
+    assert backend_server.double.jobs == []
