@@ -235,3 +235,11 @@ def test_sheet_refuses_a_reference_over_the_pixel_limit(ryla: Callable[..., Run]
     assert result.code == 2
     assert "69 megapixels" in result.err and "the limit is 40 megapixels" in result.err
     assert backend_server.double.jobs == []
+
+
+def test_errors_name_cli_commands_not_http_routes(ryla: Callable[..., Run],
+                                                  backend_server_session) -> None:
+    result = ryla("flux-lora", "--backend-url", backend_server_session.url, "--prompt", "a cafe",
+                  "--lora-id", "nobody", *SMALL)
+    assert result.code == 1
+    assert "`ryla loras`" in result.err and "GET /loras" not in result.err

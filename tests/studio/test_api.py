@@ -122,6 +122,7 @@ def test_unknown_lora_shows_the_backends_message(studio: Studio) -> None:
     notice = client_for(studio).predict("nobody", "", 0.8, "x", "512×512 draft", 4, 3.5, "1", 1,
                                         api_name="/generate_lora")[2]
     assert "nobody" in notice and "Traceback" not in notice
+    assert "“Refresh list”" in notice and "GET /loras" not in notice
 
 
 def test_comfyui_failure_shows_its_message(backend_server, tmp_path: Path) -> None:

@@ -109,8 +109,16 @@ def _missing_names(message: str) -> str:
     return ", ".join(dict.fromkeys(names)) or "model files"
 
 
+# The backend's messages name its HTTP routes (any client reads them); in the studio, the
+# place that does the same.
+STUDIO_WORDS_OF_ROUTE = {"GET /loras": "the LoRA tab's “Refresh list”",
+                         "POST /loras": "“Upload a LoRA”"}
+
+
 def _without_paths(message: str) -> str:
-    """A message with absolute paths shortened to their file names."""
+    """A message with absolute paths shortened to their file names, and routes in words."""
+    for route, words in STUDIO_WORDS_OF_ROUTE.items():
+        message = message.replace(route, words)
     return re.sub(r"(?:/[\w.-]+)+/([\w.-]+)", r"\1", message)
 
 
@@ -135,7 +143,8 @@ class Notice:
         return cls(message, more, details)
 
     def show(self, problem: TabProblem) -> dict[Any, Any]:
-        text = f"**⚠ {html.escape(problem.title)}.** {html.escape(problem.message)}"
+        text = (f"**⚠ {html.escape(problem.title, quote=False)}.** "
+                f"{html.escape(problem.message, quote=False)}")
         return {self.message: text, self.more: gr.Accordion(visible=bool(problem.details)),
                 self.details: problem.details or ""}
 
