@@ -77,11 +77,14 @@ def field_marks(fields: Sequence[Field], made: Components,
         if f.name not in made:
             continue
         message = by_field.get(f.name)
+        # A marked field's class turns its help line (or label) red (studio.css).
+        classes = ["ryla-invalid"] if message else []
         if f.widget in ("image", "files", "checkbox"):  # no help line: the label says it
             label = f"{f.text} · ⚠ {message}" if message else f.text
-            marks[made[f.name]] = gr.update(label=label)
+            marks[made[f.name]] = gr.update(label=label, elem_classes=classes)
         else:
-            marks[made[f.name]] = gr.update(info=f"⚠ {message}" if message else f.info)
+            marks[made[f.name]] = gr.update(info=f"⚠ {message}" if message else f.info,
+                                            elem_classes=classes)
     return marks
 
 
