@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh Debian machine with Python 3.11+:
 #   make studio   install into .venv (when needed) and open the studio
 #   make test     install into .venv (when needed), chromium included, and run every test
+#   make demo     the studio without a GPU: a demo backend that draws placeholder images
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: studio backend test bench clean chromium
+.PHONY: studio backend demo test bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ studio: $(STAMP)
 
 backend: $(STAMP)
 	$(BIN)/ryla-backend $(ARGS)
+
+# The ComfyUI test double (placeholder models and images), a backend over it and the studio
+# with a banner saying so: every tab works without a GPU (tests/demo.py).
+demo: $(TESTSTAMP)
+	$(BIN)/python -m tests.demo $(ARGS)
 
 # Debian's chromium drives the browser tests; Playwright's own browser download
 # cannot work on a machine without internet.

@@ -26,7 +26,7 @@ from backend.lora_store import LoraStore
 from backend.settings import Settings
 from workflows.registry import LORA_FILE, REFERENCE_IMAGE, ROUTES, Route
 from workflows.render import render_workflow
-from workflows.request_models import MAX_SEED, WorkflowRequest
+from workflows.request_models import RANDOM_SEED_LIMIT, WorkflowRequest
 
 IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SEED_INPUTS = ("seed", "noise_seed")
@@ -54,7 +54,7 @@ def choose_seed(route: Route, body: BaseModel) -> int:
     if isinstance(body, WorkflowRequest):
         return _workflow_seed(body.workflow)
     explicit = getattr(body, "seed", None)
-    return explicit if isinstance(explicit, int) else secrets.randbelow(MAX_SEED + 1)
+    return explicit if isinstance(explicit, int) else secrets.randbelow(RANDOM_SEED_LIMIT)
 
 
 def _text_field(body: BaseModel, name: str) -> str | None:

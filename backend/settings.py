@@ -15,6 +15,8 @@ from typing import Any, Mapping, Self
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from workflows.request_models import MAX_IMAGE_PIXELS
+
 DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
 ENV_PREFIX = "RYLA_"
 
@@ -84,7 +86,7 @@ class Settings(EnvironmentSettings):
     deadline_s: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_lora_bytes: int = 2 * 1024 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     posthog_api_key: str | None = Field(default=None, repr=False,
                                         validation_alias=AliasChoices("posthog_api_key", "POSTHOG_API_KEY"))
     posthog_host: str | None = Field(default=None, validation_alias=AliasChoices("posthog_host", "POSTHOG_HOST"))

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ui.client import BackendError, RylaClient, extension_for, image_data_url
 from ui.prompts import SheetVariation
-from workflows.request_models import CharacterRequest
+from workflows.request_models import MAX_IMAGE_PIXELS, CharacterRequest
 
 SheetMethod = Literal["instantid", "pulid", "both"]
 SHEET_METHODS: tuple[str, ...] = ("instantid", "pulid", "both")
@@ -103,6 +103,40 @@ def plan_sheet(reference: Path, prompts: Sequence[str | SheetVariation], method:
     return planned
 
 
+class ReferenceRejected(ValueError):
+    """The reference cannot make a sheet; the message says why in a creator's words."""
+
+
+def check_reference(reference: Path) -> None:
+    """Refuse, before any GPU time is spent, a reference that is not an image, is over the
+    backend's pixel limit, or shows no face (InstantID and PuLID both need one). Without
+    the face models here the face is left to the backend to find."""
+    from PIL import Image, UnidentifiedImageError
+
+    too_large = f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: use a smaller copy"
+    try:
+        with Image.open(reference) as img:  # reads the header only: size before pixels
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise ReferenceRejected(f"the photo is far too large; {too_large}") from None
+    except (UnidentifiedImageError, OSError):
+        raise ReferenceRejected("this file is not an image: use a PNG, JPEG or WebP photo") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ReferenceRejected(
+            f"the photo is {width}×{height} ({width * height / 1e6:.0f} megapixels); {too_large}")
+    from ui.face.consistency import FaceModelsMissing, InvalidImage, default_scorer
+
+    try:
+        faces = default_scorer().detect(reference).faces
+    except FaceModelsMissing:
+        return
+    except InvalidImage:
+        raise ReferenceRejected("this image cannot be read: use a PNG, JPEG or WebP photo") from None
+    if faces == 0:
+        raise ReferenceRejected("no face found in the reference: use a photo where one face is "
+                                "clearly visible, upright and not too small")
+
+
 def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | SheetVariation],
                    out_dir: Path, *, method: SheetMethod = "instantid", concurrency: int = 4,
                    threshold: float = 0.6, options: Mapping[str, Any] | None = None,
@@ -159,16 +193,19 @@ def _generate_item(client: RylaClient, item: SheetItem, request: CharacterReques
 def _score(run: SheetRun, threshold: float) -> None:
     # Imported here: the face models load lazily, but numpy/dlib imports are still heavy
     # for the studio's generation tabs and `ryla sheet --no-score`.
-    from ui.face.consistency import FaceConsistencyError, score_sheet
+    from ui.face.consistency import FaceConsistencyError, ReferenceFaceNotFound, score_sheet
     from ui.face.report import write_report
 
     done = [item for item in run.succeeded if item.path is not None]
     try:
         report = score_sheet(run.reference, [item.path for item in done], threshold=threshold,
                              labels=[item.path.name for item in done])
+    except ReferenceFaceNotFound:
+        run.score_error = "no face found in the reference"
+        return
     except FaceConsistencyError as exc:
         # The images are kept; the sheet says why there are no scores.
-        run.score_error = f"{type(exc).__name__}: {exc}"
+        run.score_error = str(exc)
         return
     run.report = report
     files = write_report(report, run.out_dir)

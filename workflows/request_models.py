@@ -21,6 +21,12 @@ MIN_SIZE, MAX_SIZE, SIZE_STEP = 256, 2048, 16
 ON_SIZE_GRID = {"multipleOf": SIZE_STEP}
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1  # ComfyUI's KSampler seed upper bound is 0xffffffffffffffff; keep to int64
+# Seeds drawn at random stay below 2**53: a browser reads JSON numbers as doubles, exact
+# only up to 2**53 - 1, and a seed shown or sent back rounded repeats nothing.
+RANDOM_SEED_LIMIT = 2**53
+MAX_EXACT_SEED = RANDOM_SEED_LIMIT - 1
+# A reference face is decoded whole, once per image: larger photos are refused.
+MAX_IMAGE_PIXELS = 40_000_000
 
 # An API-format graph is about four levels deep (graph, node, inputs, a link or value);
 # anything far deeper is not a graph, and would only exhaust recursion further on.

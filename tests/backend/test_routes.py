@@ -51,6 +51,9 @@ def test_seed_is_random_when_absent_and_echoed(backend_server_session):
         job_with_seed(server.double, seed)  # the graph was run with the echoed seed
         seeds.add(seed)
     assert len(seeds) == 2
+    # Below 2**53: a browser shows and sends back such a seed exactly (drawn up to 2**63,
+    # two seeds would both land below it once in a million runs).
+    assert all(seed < 2**53 for seed in seeds)
 
 
 def test_jpeg_is_the_default_format(backend_server_session):

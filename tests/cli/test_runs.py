@@ -155,3 +155,91 @@ def test_score_is_registered(ryla: Callable[..., Run], reference_face: Path, tmp
                   "--json")
     assert result.code == 0, result.err
     assert result.json()["results"][0]["pass"] is True
+
+
+def test_sheet_refuses_a_reference_without_a_face_before_any_job(
+        ryla: Callable[..., Run], backend_server, tmp_path: Path) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (512, 512), (180, 170, 160)).save(blank)
+    result = ryla("sheet", "--backend-url", backend_server.url, "--reference", str(blank),
+                  "--count", "2", *SMALL, "--output", "sheet")
+    assert result.code == 2
+    assert "no face found in the reference" in result.err
+    assert "ReferenceFaceNotFound" not in result.err and str(tmp_path) not in result.err
+    assert backend_server.double.jobs == []  # no GPU time spent
+    assert not Path("sheet").exists()
+
+
+def test_sheet_refuses_a_reference_that_is_not_an_image(
+        ryla: Callable[..., Run], backend_server, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    result = ryla("sheet", "--backend-url", backend_server.url, "--reference", str(notes),
+                  "--count", "2", *SMALL)
+    assert result.code == 2 and "not an image" in result.err
+    assert "UnidentifiedImageError" not in result.err
+    assert backend_server.double.jobs == []
+
+
+def test_sheet_progress_counts_in_order(ryla: Callable[..., Run], backend_server_session,
+                                        reference_face: Path) -> None:
+    result = ryla("sheet", "--backend-url", backend_server_session.url, "--reference",
+                  str(reference_face), "--count", "3", "--concurrency", "3", *SMALL,
+                  "--output", "sheet", "--no-score")
+    assert result.code == 0, result.err
+    counts = [line.split("]")[0] for line in result.out.splitlines() if line.startswith("[")]
+    assert counts == ["[1 of 3", "[2 of 3", "[3 of 3"]
+
+
+def test_score_marks_an_unreadable_file_and_scores_the_rest(
+        ryla: Callable[..., Run], faces: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG but not really")
+    result = ryla("score", str(faces / "obama_1.jpg"), str(faces / "obama_2.jpg"), str(broken),
+                  str(faces / "biden_1.jpg"), "--output", str(tmp_path / "review"), "--json")
+    assert result.code == 0, result.err
+    rows = {Path(r["path"]).name: r for r in result.json()["results"]}
+    assert rows["broken.png"]["readable"] is False and rows["broken.png"]["pass"] is False
+    assert rows["obama_2.jpg"]["pass"] is True and rows["biden_1.jpg"]["pass"] is False
+    assert result.json()["summary"]["unreadable"] == 1
+
+
+def test_models_table_fits_100_columns(ryla: Callable[..., Run], backend_server) -> None:
+    backend_server.double.set_installed({})
+    result = ryla("models", "--backend-url", backend_server.url, "--missing")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) > len(MODEL_MANIFEST) and max(len(line) for line in lines) <= 100
+    assert "ryla models --missing --json" in result.out
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that says it is width×height (its pixels are never read: the size is enough)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = b"IDAT"  # an empty data chunk: Pillow stops reading the header there
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+                     + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", 0) + idat + struct.pack(">I", zlib.crc32(idat)))
+    return path
+
+
+def test_sheet_refuses_a_reference_over_the_pixel_limit(ryla: Callable[..., Run], backend_server,
+                                                        tmp_path: Path) -> None:
+    huge = _png_header(tmp_path / "huge.png", 10_000, 6_900)  # 69 megapixels
+    result = ryla("sheet", "--backend-url", backend_server.url, "--reference", str(huge),
+                  "--count", "2", *SMALL)
+    assert result.code == 2
+    assert "69 megapixels" in result.err and "the limit is 40 megapixels" in result.err
+    assert backend_server.double.jobs == []
+
+
+def test_errors_name_cli_commands_not_http_routes(ryla: Callable[..., Run],
+                                                  backend_server_session) -> None:
+    result = ryla("flux-lora", "--backend-url", backend_server_session.url, "--prompt", "a cafe",
+                  "--lora-id", "nobody", *SMALL)
+    assert result.code == 1
+    assert "`ryla loras`" in result.err and "GET /loras" not in result.err

@@ -82,9 +82,21 @@ def test_reference_without_face_is_an_error_that_says_what_to_do(
         scorer.score_sheet(no_face_png, [faces / "obama_1.jpg"])
 
 
-def test_unreadable_image_is_an_error_naming_it(scorer: FaceScorer, faces: Path) -> None:
+def test_unreadable_reference_is_an_error_naming_it(scorer: FaceScorer, faces: Path) -> None:
     with pytest.raises(InvalidImage, match="not a readable image"):
-        scorer.score_sheet(faces / "obama_1.jpg", [b"this is not an image"])
+        scorer.score_sheet(b"this is not an image", [faces / "obama_2.jpg"])
+
+
+def test_unreadable_output_gets_its_own_result_and_the_rest_are_scored(
+        scorer: FaceScorer, faces: Path) -> None:
+    report = scorer.score_sheet(faces / "obama_1.jpg",
+                                [faces / "obama_2.jpg", b"this is not an image"],
+                                labels=["obama_2.jpg", "notes.png"])
+    good, bad = report.results
+    assert good.readable and good.passed and good.similarity is not None
+    assert (bad.readable, bad.passed, bad.distance) == (False, False, None)
+    assert "not a readable image" in bad.note
+    assert (report.summary()["unreadable"], report.summary()["no_face"]) == (1, 0)
 
 
 def _with_transparent_border(img: Image.Image, border: int) -> Image.Image:
@@ -172,7 +184,7 @@ def test_to_dict_has_exactly_the_json_shape(scorer: FaceScorer, faces: Path) -> 
     report = scorer.score_sheet(faces / "obama_1.jpg", [faces / "obama_2.jpg"])
     data = report.to_dict()
     assert set(data) == {"results", "summary"}
-    assert set(data["results"][0]) == {"path", "distance", "similarity", "pass", "faces"}
+    assert set(data["results"][0]) == {"path", "distance", "similarity", "pass", "faces", "readable"}
     assert data["results"][0]["path"] == str(faces / "obama_2.jpg")
 
 

@@ -30,7 +30,7 @@ def test_json_output_has_the_documented_shape(
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"results", "summary"}
     assert [r["pass"] for r in data["results"]] == [True, False]
-    assert all(set(r) == {"path", "distance", "similarity", "pass", "faces"} for r in data["results"])
+    assert all(set(r) == {"path", "distance", "similarity", "pass", "faces", "readable"} for r in data["results"])
     assert data["summary"]["passed"] == 1
     assert json.loads((out / "face_scores.json").read_text()) == data
     assert (out / "face_scores.csv").is_file() and (out / "face_scores.png").is_file()

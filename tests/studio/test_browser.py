@@ -55,7 +55,6 @@ def test_backend_status_is_visible(page) -> None:
 def test_flux_dev_generation(page, output_dir: Path) -> None:
     open_tab(page, "Flux Dev")
     page.fill("#flux-prompt textarea", "a red fox in fresh snow, golden hour")
-    page.get_by_label("Random seed").uncheck()
     page.fill("#flux-seed input", "31337")
     page.click("#flux-generate")
     page.wait_for_selector("#flux-gallery img")
@@ -74,7 +73,6 @@ def test_z_image_turbo_choice_and_its_settings_reused_from_history(page) -> None
     page.fill("#flux-prompt textarea", "a lighthouse on a cliff, quick draft")
     steps.fill("6")
     steps.press("Enter")
-    page.get_by_label("Random seed").uncheck()
     page.fill("#flux-seed input", "2718")
     page.click("#flux-generate")
     page.wait_for_selector("#flux-details:has-text('2718')")

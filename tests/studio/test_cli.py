@@ -30,8 +30,17 @@ def test_share_without_a_password_is_refused(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RYLA_STUDIO_PASSWORD", "s3cret")
-    assert resolve_auth(None, share=True) == (DEFAULT_USER, "s3cret")
+    monkeypatch.setenv("RYLA_STUDIO_PASSWORD", "s3cret-pass")
+    assert resolve_auth(None, share=True) == (DEFAULT_USER, "s3cret-pass")
+
+
+def test_a_share_password_has_at_least_8_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RYLA_STUDIO_PASSWORD", "x")
+    with pytest.raises(SystemExit, match="at least 8"):
+        resolve_auth(None, share=True)
+    with pytest.raises(SystemExit, match="at least 8"):
+        resolve_auth("maya:1234567", share=True)
+    assert resolve_auth("maya:12345678", share=True) == ("maya", "12345678")
 
 
 def test_auth_flag_wins_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +63,7 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
     log = tmp_path / "studio.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.studio.app", "--share", "--auth", "maya:pw", "--port", str(port),
+            [sys.executable, "-m", "ui.studio.app", "--share", "--auth", "maya:password1", "--port", str(port),
              "--backend-url", closed_port_url(), "--data-dir", str(tmp_path / "data")],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -69,6 +78,8 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
         if "Running on public URL" not in text:
             # No network here: the studio says so and goes on serving on loopback.
             assert f"keeps running locally at http://127.0.0.1:{port}" in text
+        # Gradio's own hint contradicts --share: the studio keeps it quiet.
+        assert "share=True" not in text
         # The password applies: the app config is closed without a login, open with it.
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/config", timeout=10).status_code == 401
@@ -77,7 +88,7 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
         assert page.status_code == 200 and "window.gradio_api_info = {};" in page.text
         assert "generate_flux" not in page.text
         with requests.Session() as session:
-            login = session.post(f"{base}/login", data={"username": "maya", "password": "pw"},
+            login = session.post(f"{base}/login", data={"username": "maya", "password": "password1"},
                                  timeout=10)
             assert login.status_code == 200
             assert session.get(f"{base}/config", timeout=10).status_code == 200
@@ -97,7 +108,7 @@ def test_share_that_cannot_open_keeps_the_studio_running(tmp_path: Path) -> None
             wrong = requests.post(f"{base}/login", data={"username": "maya", "password": "guess"},
                                   timeout=10)
             assert wrong.status_code == 400
-        locked = requests.post(f"{base}/login", data={"username": "maya", "password": "pw"},
+        locked = requests.post(f"{base}/login", data={"username": "maya", "password": "password1"},
                                timeout=10)
         assert locked.status_code == 429
         assert locked.json()["detail"].startswith("too many attempts, try again in ")

@@ -15,6 +15,18 @@ from ui.cli.parser import build_parser
 from ui.client import BackendError
 
 
+# The backend's messages name its HTTP routes (any client reads them); a CLI user gets the
+# command that does the same.
+CLI_COMMAND_OF_ROUTE = {"GET /loras": "`ryla loras`", "POST /loras": "`ryla loras upload`",
+                        "GET /models": "`ryla models`", "GET /health": "`ryla models`"}
+
+
+def in_cli_words(message: str) -> str:
+    for route, command in CLI_COMMAND_OF_ROUTE.items():
+        message = message.replace(route, command)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -32,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendError as exc:
         if getattr(args, "json", False):
             emit_json({"error": exc.to_dict()})
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {in_cli_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

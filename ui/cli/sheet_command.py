@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import threading
 from typing import Any
 
 from ui.cli.options import UsageError, backend_client, build_request, field_values
@@ -13,7 +15,8 @@ from workflows.request_models import CharacterRequest
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
-    from ui.sheet import generate_sheet  # the sheet pulls in the face-scoring stack
+    # the sheet pulls in the face-scoring stack
+    from ui.sheet import ReferenceRejected, check_reference, generate_sheet
 
     if not args.reference.is_file():
         raise UsageError(f"--reference: no such file {str(args.reference)!r}")
@@ -25,12 +28,23 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     out_dir = args.output or timestamped("sheet")
     # Check every field before the first request: a range error is exit 2, not N failures.
     build_request(model, {**options, "prompt": "check", "reference_image": "check", "method": "instantid"})
+    # And the reference before any GPU time is spent: not an image, too large or no face.
+    try:
+        check_reference(args.reference)
+    except ReferenceRejected as exc:
+        raise UsageError(f"--reference {args.reference.name}: {exc}") from None
+    total = len(prompts) * (2 if args.method == "both" else 1)
+    finished = itertools.count(1)
+    lock = threading.Lock()
 
     def progress(item: Any) -> None:
-        if not args.json:
-            status = f"ok -> {item.path}" if item.ok else f"FAIL {item.error_code}: {item.error}"
-            print(f"[{item.index:02d}] {item.method:<9} {item.name:<24} {item.seconds:.2f} s  {status}",
-                  flush=True)
+        if args.json:
+            return
+        status = f"ok -> {item.path}" if item.ok else f"FAIL {item.error_code}: {item.error}"
+        # Images finish in any order: the count is of finished images, so lines read in order.
+        with lock:
+            print(f"[{next(finished)} of {total}] {item.method:<9} {item.name:<24} "
+                  f"{item.seconds:.2f} s  {status}", flush=True)
 
     with backend_client(args) as client:
         run = generate_sheet(client, args.reference, prompts, out_dir, method=args.method,

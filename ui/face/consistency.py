@@ -46,6 +46,7 @@ SIMILARITY_ANCHORS: tuple[tuple[float, float], ...] = (
 """(distance, percent) anchors of the piecewise-linear, strictly decreasing mapping."""
 
 NO_FACE = "no face found"
+UNREADABLE = "not a readable image (use PNG, JPEG or WebP)"
 
 
 class FaceConsistencyError(Exception):
@@ -88,10 +89,13 @@ class FaceResult:
     passed: bool
     box: tuple[int, int, int, int] | None = None
     thumbnail: Image.Image | None = field(default=None, repr=False, compare=False)
+    readable: bool = True  # False: the file is not an image; it has its row, not a score
 
     @property
     def note(self) -> str:
         """What a creator reads next to the score."""
+        if not self.readable:
+            return UNREADABLE
         if self.faces == 0:
             return NO_FACE
         if self.faces > 1:
@@ -105,6 +109,7 @@ class FaceResult:
             "similarity": self.similarity,
             "pass": self.passed,
             "faces": self.faces,
+            "readable": self.readable,
         }
 
 
@@ -137,7 +142,8 @@ class SheetReport:
             "threshold": self.threshold,
             "count": count,
             "scored": len(scored),
-            "no_face": count - len(scored),
+            "no_face": sum(1 for r in self.results if r.readable and r.distance is None),
+            "unreadable": sum(1 for r in self.results if not r.readable),
             "passed": passed,
             # No-face outputs count as not passing: the share is over every output.
             "pass_rate": _round(passed / count) if count else None,
@@ -300,8 +306,9 @@ class FaceScorer:
     ) -> SheetReport:
         """Score every image against the reference; an image without a face is reported, not raised.
 
-        Raises InvalidImage for an unreadable input and ReferenceFaceNotFound when the reference
-        has no face.
+        Raises InvalidImage for an unreadable reference and ReferenceFaceNotFound when it has
+        no face; an unreadable output gets its own result (`readable` False) and the others
+        are still scored.
         """
         if not (threshold > 0):
             raise ValueError(f"threshold is a distance > 0 (dlib's usual is 0.6), got {threshold!r}")
@@ -338,8 +345,12 @@ class FaceScorer:
 
     def _score_output(self, image: ImageInput, label: str, ref: FaceDetection, threshold: float,
                       thumbnail_side: int) -> tuple[FaceResult, np.ndarray | None]:
-        """One output's result against the reference's face, and its descriptor."""
-        img = load_image(image)
+        """One output's result against the reference's face, and its descriptor; an
+        unreadable file is a result of its own, so the rest of the sheet is still scored."""
+        try:
+            img = load_image(image)
+        except InvalidImage:
+            return FaceResult(label, 0, None, None, False, readable=False), None
         det = self._detect_loaded(img)
         thumb = _thumbnail(img, thumbnail_side)
         if det.descriptor is None:

@@ -21,6 +21,7 @@ COLOURS = {
     "pass": (30, 150, 60),
     "fail": (200, 40, 40),
     "no face": (120, 120, 120),
+    "unreadable": (120, 120, 120),
 }
 
 
@@ -36,6 +37,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _verdict(result: FaceResult) -> str:
+    if not result.readable:
+        return "unreadable"
     if result.faces == 0:
         return "no face"
     return "pass" if result.passed else "fail"
@@ -151,7 +154,9 @@ def contact_sheet(report: SheetReport) -> Image.Image:
     ]
     for r in report.results:
         verdict = _verdict(r)
-        if r.faces == 0:
+        if not r.readable:
+            score_line = "NOT AN IMAGE"
+        elif r.faces == 0:
             score_line = "NO FACE FOUND"
         else:
             score_line = f"{r.similarity:.1f} %  d={r.distance:.3f}  {verdict.upper()}"

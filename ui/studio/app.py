@@ -36,13 +36,20 @@ from ui.studio.status import backend_status
 
 CSS_PATH = Path(__file__).with_name("studio.css")
 DEFAULT_USER = "ryla"
+MIN_SHARE_PASSWORD = 8  # a public link's only lock
 STUDIO_RETRY_BUDGET_S = 3.0
 
 
+DEMO_BANNER = ("**Demo:** the images here are placeholders from a demo backend without a GPU; "
+               "every tab works, but no real model runs.")
+
+
 def build_app(client: RylaClient, history: History, *, status_every: float = 15.0,
-              fields: Mapping[str, tuple[Field, ...]] | None = None) -> gr.Blocks:
+              fields: Mapping[str, tuple[Field, ...]] | None = None,
+              demo: bool = False) -> gr.Blocks:
     """The studio as a `gr.Blocks`, not launched (tests launch it on a free port).
-    `fields` replaces a tab's field spec by its kind ("flux", "sheet", "lora", "review")."""
+    `fields` replaces a tab's field spec by its kind ("flux", "sheet", "lora", "review");
+    `demo` shows a banner saying that the images are placeholders (`make demo`)."""
     spec = dict(fields or {})
 
     def own(kind: str) -> dict[str, Any]:
@@ -53,14 +60,16 @@ def build_app(client: RylaClient, history: History, *, status_every: float = 15.
     past = HistoryTab(history)
     with gr.Blocks(title="RYLA Studio") as app:
         status, timer = _header(status_every)
+        if demo:
+            gr.Markdown(DEMO_BANNER, elem_id="demo-banner")
         with gr.Tabs(selected=flux.kind) as tabs:
             for tab in (flux, sheet, lora, review, past):
                 with gr.Tab(tab.title, id=tab.kind, elem_id=f"tab-{tab.kind}"):
                     tab.build()
         for tab in (flux, sheet, lora, review):
             tab.wire(tabs)
-        past.wire(tabs, [flux, sheet, lora],
-                  [review.made["reference_image"], review.made["images"]])
+        review.score_after(past.wire(tabs, [flux, sheet, lora],
+                                     [review.made["reference_image"], review.made["images"]]))
         # The status line on load, then polled so that it follows the backend coming up
         # or going away.
         check = {"fn": lambda: backend_status(client), "outputs": status, "show_progress": "hidden"}
@@ -147,14 +156,21 @@ def resolve_auth(auth: str | None, share: bool) -> tuple[str, str] | None:
         user, sep, password = auth.partition(":")
         if not sep or not user or not password:
             raise SystemExit("ryla-studio: --auth takes user:password (both non-empty)")
-        return user, password
+        return user, _long_enough(password, share, "--auth's password")
     password = os.environ.get("RYLA_STUDIO_PASSWORD")
     if password:
-        return DEFAULT_USER, password
+        return DEFAULT_USER, _long_enough(password, share, "RYLA_STUDIO_PASSWORD")
     if share:
         raise SystemExit("ryla-studio: --share needs a password: set RYLA_STUDIO_PASSWORD "
                          "(user 'ryla') or pass --auth user:password")
     return None
+
+
+def _long_enough(password: str, share: bool, where: str) -> str:
+    if share and len(password) < MIN_SHARE_PASSWORD:
+        raise SystemExit(f"ryla-studio: {where} is {len(password)} characters; a share link "
+                         f"needs a password of at least {MIN_SHARE_PASSWORD}")
+    return password
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -168,6 +184,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "http://127.0.0.1:8000)")
     parser.add_argument("--data-dir", type=Path,
                         help="history folder (default RYLA_STUDIO_DATA or ~/.ryla)")
+    parser.add_argument("--demo", action="store_true",
+                        help="show a banner: the backend is the demo one, its images placeholders "
+                             "(make demo)")
     return parser.parse_args(argv)
 
 
@@ -178,14 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # when the backend is down, not after the CLI's longer wait.
     client = RylaClient(args.backend_url, retry_budget=STUDIO_RETRY_BUDGET_S)
     history = History(args.data_dir)
-    app = build_app(client, history)
+    app = build_app(client, history, demo=args.demo)
     app.queue(default_concurrency_limit=4)
     print(f"RYLA Studio: backend {client.base_url}, history in {history.root}", flush=True)
     # failed logins are rate-limited per username (ui/studio/login_limit.py)
     app.launch(server_name=args.host, server_port=args.port, share=args.share,
                auth=LoginLimiter(*auth) if auth else None,
                auth_message=LOGIN_MESSAGE if auth else None, prevent_thread_lock=True,
+               quiet=True,  # Gradio's own hints ("set share=True in launch()") contradict --share
                **launch_options(history))
+    print(f"RYLA Studio: open {app.local_url}" + ("" if args.share else
+          " (for a public link: --share with a password of 8+ characters)"), flush=True)
     if args.share and not app.share_url:
         # Gradio prints its own reason; say plainly that the studio is still usable.
         print(f"ryla-studio: the share link could not be opened (no network?); the studio "

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ui.client import BackendError, GenerationResult, RylaClient, extension_for
-from ui.studio.feedback import GalleryItem, backend_error, format_timings, invalid_input
+from ui.client import GenerationResult, RylaClient, extension_for
+from ui.studio.feedback import GalleryItem, format_timings
 from ui.studio.history import History, HistoryItem
+from ui.studio.seeds import seed_text
 
 # Generation can take minutes on a cold GPU; more than a few at once only queue on it.
 GENERATION_CONCURRENCY = 2
@@ -30,23 +31,21 @@ def generate_batch(client: RylaClient, history: History, kind: str,
     yielding the gallery after each so that results appear as they arrive.
     A fixed seed gives image i the seed `seed + i`, so a batch is reproducible."""
     batch = max(1, int(batch or 1))
-    try:
-        requests_ = [make_request(None if seed is None else seed + i) for i in range(batch)]
-    except ValidationError as exc:
-        raise invalid_input(exc) from None
+    # pydantic's ValidationError and the backend's errors go to the caller, which shows
+    # them by their field or in the tab's notice (ui/studio/problems.py).
+    requests_ = [make_request(None if seed is None else seed + i) for i in range(batch)]
     results: list[tuple[GenerationResult, float]] = []
     item: HistoryItem | None = None
     for i, request in enumerate(requests_):
         progress((i, batch), desc=f"Generating image {i + 1} of {batch}")
         started = time.perf_counter()
-        try:
-            result = client.generate(request)
-        except BackendError as exc:
-            raise backend_error(exc) from None
+        result = client.generate(request)
         results.append((result, time.perf_counter() - started))
         item = _save_batch(history, kind, params, results, item)
         gallery = [(str(path), out["caption"]) for path, out in zip(item.paths(), item.outputs)]
-        rows = [[n + 1, out["seed"], out["timings_text"]] for n, out in enumerate(item.outputs)]
+        # Seeds as text: a browser rounds numbers above 2**53 (ui/studio/seeds.py).
+        rows = [[n + 1, seed_text(out["seed"]), out["timings_text"]]
+                for n, out in enumerate(item.outputs)]
         yield gallery, rows, result.seed
     progress((batch, batch), desc="Done")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from pydantic import ValidationError
 
 from ui.client import BackendError, BackendUnreachable
 
@@ -23,15 +22,6 @@ def backend_error(exc: BackendError) -> gr.Error:
                     title=f"Backend error {exc.status}")
 
 
-def invalid_input(exc: ValidationError) -> gr.Error:
-    """Pydantic's complaint in a person's words: which field, what is allowed."""
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err.get("loc", ())) or "input"
-        lines.append(f"{field}: {err.get('msg', 'invalid')}")
-    return gr.Error("; ".join(lines), title="Invalid settings")
-
-
 def format_timings(timings: dict[str, float], round_trip_s: float | None = None) -> str:
     parts = []
     for key, value in timings.items():
@@ -44,7 +34,9 @@ def format_timings(timings: dict[str, float], round_trip_s: float | None = None)
     return ", ".join(parts) or "-"
 
 
-def badge(passed: bool, faces: int) -> str:
+def badge(passed: bool, faces: int, readable: bool = True) -> str:
+    if not readable:
+        return "⚠ NOT AN IMAGE"
     if faces == 0:
         return "⚠ NO FACE"
     # Symbols from DejaVu Sans rather than emoji: they render on machines without an
@@ -60,6 +52,7 @@ def summary_text(s: dict[str, Any], title: str = "Sheet") -> str:
     share = s.get("pass_rate")
     share_text = "-" if share is None else f"{share * 100:.0f}%"
     no_face = f" · no face: {s['no_face']}" if s.get("no_face") else ""
+    no_face += f" · not images: {s['unreadable']}" if s.get("unreadable") else ""
     return (f"**{title}:** {s.get('count', 0)} images · mean similarity "
             f"**{pct(s.get('mean_similarity'))}** · min **{pct(s.get('min_similarity'))}** · "
             f"pass {s.get('passed', 0)}/{s.get('count', 0)} (**{share_text}**) at distance ≤ "

@@ -151,7 +151,9 @@ def component(f: Field, prefix: str) -> Any:
         # Custom values let "use these settings again" restore a value not in the list.
         return gr.Dropdown(f.allowed, value=f.default, allow_custom_value=True, **common, **options)
     if f.widget == "image":
-        return gr.Image(type="filepath", **common, **options)
+        from ui.studio.image_input import ImageInput
+
+        return ImageInput(type="filepath", **common, **options)
     if f.widget == "files":
         return gr.File(file_count="multiple", **common, **options)
     raise ValueError(f"field {f.name!r}: unknown widget {f.widget!r}")

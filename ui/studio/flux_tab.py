@@ -3,6 +3,7 @@ Turbo), batches, fixed or random seeds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -10,14 +11,19 @@ from pydantic import BaseModel
 
 from ui.client import RylaClient
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
-from ui.studio.fields import Field, Values, by_name, first_seed, inputs, place, request_values, stored
+from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
 from ui.studio.history import History
+from ui.studio.problems import Notice, guarded
+from ui.studio.seeds import parse_seed, seed_field, seed_text
 from ui.studio.sizes import size_field
 from workflows.registry import ROUTES
 from workflows.request_models import FluxDevRequest
 
 # The model selector: choice -> route (workflows/registry.py). The first is the default.
 MODEL_ROUTES: dict[str, str] = {"Dev": "/flux-dev", "Schnell": "/flux", "Z-Image Turbo": "/z-image"}
+# Request fields a model takes but does nothing with: their controls are disabled and the
+# model's default is sent (Schnell is distilled to run without guidance).
+UNUSED_FIELDS: dict[str, tuple[str, ...]] = {"Schnell": ("guidance",)}
 
 FIELDS: tuple[Field, ...] = (
     Field("prompt", "text", FluxDevRequest, label="Prompt",
@@ -26,15 +32,20 @@ FIELDS: tuple[Field, ...] = (
     size_field(row="model"),
     Field("steps", "slider", FluxDevRequest, row="sampling"),
     Field("guidance", "slider", FluxDevRequest, step=0.1, row="sampling"),
-    Field("seed", "number", FluxDevRequest, value=0, label="Seed", row="seed", restore=first_seed),
-    Field("random_seed", "checkbox", value=True, label="Random seed", elem="random", row="seed",
-          restore=lambda item: first_seed(item) is None),
+    seed_field(row="seed"),
     Field("model", "radio", choices=tuple(MODEL_ROUTES), value=next(iter(MODEL_ROUTES)),
           label="Model", row="model"),
     Field("batch", "slider", value=1, minimum=1, maximum=8, step=1, label="Batch count",
           cast=lambda value: int(value or 1)),
-    Field("mode", "radio", FluxDevRequest, label="Mode", row="model"),
+    Field("mode", "radio", FluxDevRequest, label="Mode", row="model",
+          help="fast: faster, may differ slightly"),
 )
+
+
+def used(choice: str | None, name: str) -> bool:
+    """Whether the chosen model does something with request field `name`."""
+    return (name in request_model(choice).model_fields
+            and name not in UNUSED_FIELDS.get(str(choice), ()))
 
 
 def request_model(choice: str | None) -> type[BaseModel]:
@@ -49,32 +60,36 @@ class FluxTab:
                  fields: tuple[Field, ...] = FIELDS) -> None:
         self.client, self.history, self.fields = client, history, fields
 
-    def generate(self, values: Values, progress: gr.Progress) -> Batch:
+    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
+
+    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
         params = {"tab": self.kind, **stored(self.fields, values)}
-        if params.get("random_seed"):
-            params["seed"] = None
         model = request_model(params.get("model"))
-        fields = request_values(params, model)
+        fields = {name: value for name, value in request_values(params, model).items()
+                  if used(params.get("model"), name)}
 
         def make(image_seed: int | None) -> BaseModel:
             return model(**{**fields, "seed": image_seed})
 
-        yield from generate_batch(self.client, self.history, self.kind, make, params.get("seed"),
-                                  params.get("batch", 1), params, progress)
+        batch: Batch = generate_batch(self.client, self.history, self.kind, make,
+                                      params.get("seed"), params.get("batch", 1), params, progress)
+        for gallery, rows, seed in batch:
+            yield {self.gallery: gallery, self.details: rows, self.last_seed: seed_text(seed)}
 
     @staticmethod
-    def reuse_seed(last_seed: float | None) -> tuple[Any, bool]:
-        """Fix the seed to the last image's so that the next run repeats it."""
-        if last_seed is None:
+    def reuse_seed(last_seed: str | None) -> str:
+        """Fix the seed to the last image's, exactly as the backend reported it."""
+        if parse_seed(last_seed) is None:
             raise gr.Error("no image generated yet: generate once, then reuse its seed",
                            title="No seed to reuse")
-        return int(last_seed), False
+        return seed_text(parse_seed(last_seed))
 
     def sampling_defaults(self, choice: str) -> list[Any]:
         """On picking a model: its own defaults for the sliders it has (Schnell: 4 steps, no
         guidance; Z-Image Turbo: 8 steps), and a slider it has no field for disabled."""
         model = request_model(choice)
-        return [gr.update(value=model.model_fields[f.name].default, interactive=True)
+        return [gr.update(value=model.model_fields[f.name].default, interactive=used(choice, f.name))
                 if f.name in model.model_fields else gr.update(interactive=False)
                 for f in self._model_fields("slider")]
 
@@ -82,8 +97,7 @@ class FluxTab:
         """Whichever way the model changed (picked, or restored from history): a slider or
         choice the model has no field for (Z-Image Turbo's guidance and mode) is disabled,
         its value not sent. Values stay as they are, so restored settings are kept."""
-        model = request_model(choice)
-        return [gr.update(interactive=f.name in model.model_fields)
+        return [gr.update(interactive=used(choice, f.name))
                 for f in self._model_fields("slider", "radio")]
 
     def _model_fields(self, *widgets: str) -> list[Field]:
@@ -97,6 +111,7 @@ class FluxTab:
             with gr.Column(scale=2):
                 self.made = place(self.fields, "flux", extras={"seed": self._reuse_button})
                 self.run = gr.Button("Generate", variant="primary", elem_id="flux-generate")
+                self.notice = Notice.build("flux")
             with gr.Column(scale=3):
                 self.gallery = gr.Gallery(label="Results", columns=2, height=520,
                                           object_fit="contain", elem_id="flux-gallery",
@@ -104,8 +119,8 @@ class FluxTab:
                 self.details = gr.Dataframe(headers=["#", "seed", "timings"],
                                             label="Seeds and timings", interactive=False,
                                             elem_id="flux-details", wrap=True)
-                self.last_seed = gr.Number(label="Last seed", precision=0, interactive=False,
-                                           elem_id="flux-last-seed")
+                self.last_seed = gr.Textbox(label="Last seed", interactive=False,
+                                            elem_id="flux-last-seed")
 
     def _reuse_button(self) -> None:
         self.reuse = gr.Button("Reuse last seed", size="sm", elem_id="flux-reuse")
@@ -113,10 +128,10 @@ class FluxTab:
     def wire(self, tabs: gr.Tabs) -> None:
         names = [f.name for f in self.fields]
         self.run.click(by_name(self.generate, names), inputs=inputs(self.fields, self.made),
-                       outputs=[self.gallery, self.details, self.last_seed],
+                       outputs=[self.gallery, self.details, self.last_seed, *self.notice.outputs,
+                                *inputs(self.fields, self.made)],
                        api_name="generate_flux", **GENERATION_EVENT)
-        self.reuse.click(self.reuse_seed, inputs=self.last_seed,
-                         outputs=[self.made["seed"], self.made["random_seed"]],
+        self.reuse.click(self.reuse_seed, inputs=self.last_seed, outputs=self.made["seed"],
                          api_name="reuse_seed")
         if "model" in self.made:
             sliders = [self.made[f.name] for f in self._model_fields("slider")]

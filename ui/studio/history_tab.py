@@ -37,10 +37,17 @@ class HistoryTab:
                          (f"{len(it.params.get('prompts', []))} variation prompts"
                           if it.kind == "sheet" else ""))
             seeds = ", ".join(str(o.get("seed")) for o in it.outputs if o.get("seed") is not None)
-            rows.append([it.id, it.created, it.kind, prompt[:80], len(it.files), seeds[:60],
+            when = _when(it.created)
+            rows.append([it.id, when, it.kind, prompt[:80], len(it.files), seeds[:60],
                          pct(it.summary.get("mean_similarity"))])
-            choices.append((f"{it.created} · {it.kind} · {prompt[:40]}", it.id))
+            choices.append((f"{when} · {it.kind} · {prompt[:40]}", it.id))
         return rows, gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    @staticmethod
+    def pick_row(evt: gr.SelectData) -> Any:
+        """A click on a table row opens that item (its id is the row's first cell)."""
+        row = evt.row_value or []
+        return str(row[0]) if row else gr.skip()
 
     def show_history_item(self, item_id: str | None) -> tuple[list[GalleryItem], dict[str, Any]]:
         if not item_id:
@@ -91,8 +98,8 @@ class HistoryTab:
                                     allow_custom_value=True)
             self.refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh", scale=1)
         self.table = gr.Dataframe(
-            headers=["id", "when", "kind", "prompt", "images", "seeds", "mean similarity"],
-            label="History (newest first)", interactive=False, elem_id="history-table",
+            headers=["id", "when (UTC)", "kind", "prompt", "images", "seeds", "mean similarity"],
+            label="History (newest first; click a row to open it)", interactive=False, elem_id="history-table",
             wrap=True, max_height=300)
         with gr.Row():
             self.gallery = gr.Gallery(label="Files", columns=4, height=360, object_fit="contain",
@@ -105,9 +112,11 @@ class HistoryTab:
             self.to_review = gr.Button("Open in Review", elem_id="history-to-review")
 
     def wire(self, tabs: gr.Tabs, settings_tabs: Sequence[SettingsTab],
-             review_inputs: Sequence[Any]) -> None:
+             review_inputs: Sequence[Any]) -> Any:
+        """Wires the tab; returns the "Open in Review" event, for Review to score after it."""
         self.refresh.click(self.list_history, outputs=[self.table, self.item],
                            api_name="list_history")
+        self.table.select(self.pick_row, outputs=self.item, api_visibility="private")
         self.item.change(self.show_history_item, inputs=self.item,
                          outputs=[self.gallery, self.params], api_name="history_item")
         targets = [t.made[f.name] for t in settings_tabs for f in t.fields if f.kept]
@@ -120,8 +129,13 @@ class HistoryTab:
 
         self.reuse.click(reuse_settings, inputs=self.item, outputs=[tabs, *targets],
                          api_name="reuse_settings")
-        self.to_review.click(self.open_in_review, inputs=self.item,
-                             outputs=[*review_inputs, tabs], api_name="open_in_review")
+        return self.to_review.click(self.open_in_review, inputs=self.item,
+                                    outputs=[*review_inputs, tabs], api_name="open_in_review")
 
     def on_load(self, app: gr.Blocks) -> None:
         app.load(self.list_history, outputs=[self.table, self.item], api_visibility="private")
+
+
+def _when(created: str) -> str:
+    """"2026-11-30T08:30:12.123456+00:00" as "2026-11-30 08:30"."""
+    return created[:16].replace("T", " ")

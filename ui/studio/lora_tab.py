@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,16 @@ from pydantic import BaseModel
 from ui.client import BackendError, RylaClient
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
 from ui.studio.feedback import backend_error
-from ui.studio.fields import Field, Values, by_name, first_seed, inputs, place, request_values, stored
+from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
 from ui.studio.history import History
+from ui.studio.problems import FieldProblem, Notice, guarded
+from ui.studio.seeds import seed_field
 from ui.studio.sizes import size_field
 from workflows.request_models import FluxLoraRequest
 
 FIELDS: tuple[Field, ...] = (
     Field("lora_id", "dropdown", FluxLoraRequest, label="LoRA", elem="choice", choices=(),
-          row="lora"),
+          row="lora", help="the character: upload its LoRA below if it is not listed"),
     Field("trigger_word", "text", FluxLoraRequest, label="Trigger word (applied to the prompt)",
           elem="trigger", row="lora"),
     Field("lora_strength", "slider", FluxLoraRequest, step=0.05, elem="strength"),
@@ -26,8 +29,7 @@ FIELDS: tuple[Field, ...] = (
     size_field(row="sampling"),
     Field("steps", "slider", FluxLoraRequest, row="sampling"),
     Field("guidance", "slider", FluxLoraRequest, step=0.1, row="sampling"),
-    Field("seed", "number", FluxLoraRequest, label="Seed (empty: random)", row="seed",
-          restore=first_seed),
+    seed_field(row="seed"),
     Field("batch", "slider", value=1, minimum=1, maximum=8, step=1, label="Batch count",
           row="seed", cast=lambda value: int(value or 1)),
 )
@@ -40,10 +42,12 @@ class LoraTab:
                  fields: tuple[Field, ...] = FIELDS) -> None:
         self.client, self.history, self.fields = client, history, fields
 
-    def generate(self, values: Values, progress: gr.Progress
-                 ) -> Any:
+    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
+
+    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
         if not values.get("lora_id"):
-            raise gr.Error("choose a LoRA (refresh the list, or upload one)", title="No LoRA")
+            raise FieldProblem("lora_id", "choose a LoRA (refresh the list, or upload one)")
         params = {"tab": self.kind, **stored(self.fields, values)}
         # The backend applies the trigger word (SPEC /flux-lora `trigger_word`), so the
         # prompt is sent as typed: adding it here too would repeat it.
@@ -55,7 +59,7 @@ class LoraTab:
         batch: Batch = generate_batch(self.client, self.history, self.kind, make,
                                       params.get("seed"), params.get("batch", 1), params, progress)
         for gallery, rows, _ in batch:
-            yield gallery, rows
+            yield {self.gallery: gallery, self.details: rows}
 
     # -- the store -----------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class LoraTab:
                 self.made = place(self.fields, "lora")
                 self.run = gr.Button("Generate with LoRA", variant="primary",
                                      elem_id="lora-generate")
+                self.notice = Notice.build("lora")
         self.gallery = gr.Gallery(
             label="Results", columns=4, height=420, object_fit="contain",
             elem_id="lora-gallery", interactive=False)
@@ -147,7 +152,9 @@ class LoraTab:
                           inputs=[self.upload_file, self.upload_id, self.upload_trigger],
                           outputs=[self.upload_result, *self.listing], api_name="upload_lora")
         self.run.click(by_name(self.generate, [f.name for f in self.fields]),
-                       inputs=inputs(self.fields, self.made), outputs=[self.gallery, self.details],
+                       inputs=inputs(self.fields, self.made),
+                       outputs=[self.gallery, self.details, *self.notice.outputs,
+                                *inputs(self.fields, self.made)],
                        api_name="generate_lora", **GENERATION_EVENT)
 
     def on_load(self, app: gr.Blocks) -> None:

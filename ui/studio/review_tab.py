@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from ui.face.consistency import DEFAULT_THRESHOLD
-from ui.studio.feedback import GalleryItem, badge, pct, summary_text
+from ui.studio.feedback import badge, pct, summary_text
 from ui.studio.fields import Field, Values, by_name, inputs, place, stored
 from ui.studio.history import History
+from ui.studio.problems import FieldProblem, Notice, TabProblem, guarded
 from ui.studio.review_panel import ReviewPanel
 
 FIELDS: tuple[Field, ...] = (
@@ -32,17 +34,20 @@ class ReviewTab:
     def __init__(self, history: History, fields: tuple[Field, ...] = FIELDS) -> None:
         self.history, self.fields = history, fields
 
-    def review(self, values: Values, progress: gr.Progress
-               ) -> tuple[str, list[GalleryItem], str, list[list[Any]], list[str]]:
-        from ui.face.consistency import FaceConsistencyError, score_sheet
+    def review(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        yield from guarded(self.fields, self.made, self.notice, self._review(values, progress))
+
+    def _review(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        from ui.face.consistency import (FaceModelsMissing, InvalidImage, ReferenceFaceNotFound,
+                                         score_sheet)
         from ui.face.report import write_report
 
         reference = values.get("reference_image")
         if not reference:
-            raise gr.Error("add a reference face", title="No reference")
+            raise FieldProblem("reference_image", "add a reference face")
         paths = [str(p) for p in (values.get("images") or [])]
         if not paths:
-            raise gr.Error("add at least one image to review", title="No images")
+            raise FieldProblem("images", "add at least one image to review")
         params = {"tab": self.kind, **stored(self.fields, values)}
         item = self.history.create(self.kind, params)
         assert item.folder is not None
@@ -59,29 +64,43 @@ class ReviewTab:
         try:
             report = score_sheet(ref_copy, copies, float(params["threshold"]),
                                  labels=[Path(p).name for p in paths])
-        except FaceConsistencyError as exc:
-            raise gr.Error(str(exc), title="Cannot score") from None
+        except InvalidImage:
+            raise FieldProblem("reference_image", "this file is not an image: use a PNG, JPEG "
+                                                  "or WebP photo") from None
+        except ReferenceFaceNotFound:
+            raise FieldProblem("reference_image", "no face found in the reference: use a photo "
+                                                  "where one face is clearly visible") from None
+        except FaceModelsMissing as exc:
+            raise TabProblem("The face models are missing",
+                             "Scoring needs the face models; an operator must install them.",
+                             str(exc)) from None
         files = write_report(report, item.folder)
         item.files = [c.name for c in copies]
         item.outputs = [{"name": r.path, "distance": r.distance, "similarity": r.similarity,
                          "pass": r.passed, "faces": r.faces,
-                         "caption": f"{badge(r.passed, r.faces)} {pct(r.similarity)} · {r.path}"}
+                         "readable": r.readable,
+                         "caption": f"{badge(r.passed, r.faces, r.readable)} {pct(r.similarity)} · {r.path}"}
                         for r in report.results]
         item.summary = report.summary()
         report_paths = [files.json, files.csv, files.png]
         item.summary["report_files"] = [p.name for p in report_paths]
         self.history.update(item)
-        gallery = [(str(c), out["caption"]) for c, out in zip(copies, item.outputs)]
-        rows = [[n + 1, r.path, "", r.distance, r.similarity, badge(r.passed, r.faces), r.note]
+        # An unreadable file has its row in the table, not a broken thumbnail.
+        gallery = [(str(c), out["caption"]) for c, out in zip(copies, item.outputs)
+                   if out["readable"]]
+        rows = [[n + 1, r.path, "", r.distance, r.similarity,
+                 badge(r.passed, r.faces, r.readable), r.note]
                 for n, r in enumerate(report.results)]
-        return (str(ref_copy), gallery, summary_text(report.summary(), "Review"), rows,
-                [str(p) for p in report_paths])
+        shown = (str(ref_copy), gallery, summary_text(report.summary(), "Review"), rows,
+                 [str(p) for p in report_paths])
+        yield dict(zip([*self.panel.outputs, self.report], shown))
 
     # -- layout and events -------------------------------------------------------------
 
     def build(self) -> None:
         gr.Markdown("Score any images against any reference face. Works without a backend.")
         self.made = place(self.fields, "review", extras={"run": self._run_button})
+        self.notice = Notice.build("review")
         self.panel = ReviewPanel.build("review")
         self.report = gr.File(label="Report (JSON, CSV, contact sheet)", file_count="multiple",
                               interactive=False, elem_id="review-report")
@@ -90,6 +109,14 @@ class ReviewTab:
         self.run = gr.Button("Review", variant="primary", elem_id="review-run")
 
     def wire(self, tabs: gr.Tabs) -> None:
-        self.run.click(by_name(self.review, [f.name for f in self.fields]),
-                       inputs=inputs(self.fields, self.made),
-                       outputs=[*self.panel.outputs, self.report], api_name="review")
+        self.run.click(**self._review_event(), api_name="review")
+
+    def score_after(self, event: Any) -> None:
+        """Score as soon as `event` (History's "Open in Review") has filled the inputs."""
+        event.success(**self._review_event(), api_visibility="private")
+
+    def _review_event(self) -> dict[str, Any]:
+        return {"fn": by_name(self.review, [f.name for f in self.fields]),
+                "inputs": inputs(self.fields, self.made),
+                "outputs": [*self.panel.outputs, self.report, *self.notice.outputs,
+                            *inputs(self.fields, self.made)]}

@@ -4,7 +4,6 @@ PuLID, each output scored against the reference beside it."""
 from __future__ import annotations
 
 import queue
-import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -12,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from pydantic import ValidationError
 
 from ui.client import RylaClient
 from ui.face.consistency import DEFAULT_THRESHOLD
 from ui.prompts import SHEET_VARIATIONS, SheetVariation
 from ui.studio.batch import GENERATION_EVENT, PRIVATE
-from ui.studio.feedback import GalleryItem, badge, invalid_input, pct, summary_text
-from ui.studio.fields import (UNCHANGED, Field, Values, by_name, first_seed, inputs, place,
-                              request_values, stored)
+from ui.studio.feedback import GalleryItem, badge, pct, summary_text
+from ui.studio.fields import UNCHANGED, Field, Values, by_name, inputs, place, request_values, stored
 from ui.studio.history import History, HistoryItem
+from ui.studio.problems import FieldProblem, Notice, TabProblem, guarded
+from ui.studio.seeds import random_seed, seed_field, seed_text
 from ui.studio.review_panel import ReviewPanel
 from ui.studio.sizes import size_field
 from workflows.request_models import CharacterRequest
@@ -65,17 +64,18 @@ FIELDS: tuple[Field, ...] = (
           store=lambda label: {"method": METHOD_KEYS.get(label, label)},
           restore=lambda item: METHOD_LABELS.get(item.params.get("method", "instantid"),
                                                  METHOD_CHOICES[0])),
-    Field("instantid_strength", "slider", CharacterRequest, step=0.05, elem="id-strength"),
-    Field("controlnet_strength", "slider", CharacterRequest, step=0.05, elem="cn-strength"),
-    Field("prompts", "text", label="Variation prompts (one per line, 7-10)", section="prompts",
+    Field("instantid_strength", "slider", CharacterRequest, step=0.05, elem="id-strength",
+          help="how closely the face follows the reference"),
+    Field("controlnet_strength", "slider", CharacterRequest, step=0.05, elem="cn-strength",
+          help="how closely the head follows the reference's pose (InstantID only)"),
+    Field("prompts", "text", label="Variation prompts (one per line, up to 10)", section="prompts",
+          help="a full sheet is 7-10; fewer make a quick check",
           value=preset_prompts(next(iter(SHEET_PRESETS))), options={"lines": 10, "max_lines": 14},
           store=lambda text: {"prompts": _prompt_lines(text)},
           restore=lambda item: "\n".join(item.params.get("prompts", []))),
     size_field(row="sampling"),
     Field("steps", "slider", CharacterRequest, row="sampling"),
-    Field("seed", "number", CharacterRequest, value=1,
-          label="Seed (every image and both methods; empty: random)", row="seed",
-          restore=first_seed),
+    seed_field(row="seed"),
     Field("threshold", "slider", label="Pass threshold (face distance)", minimum=0.3,
           maximum=0.9, step=0.01, value=DEFAULT_THRESHOLD, row="seed", cast=float,
           help="largest face-descriptor distance that passes"),
@@ -89,34 +89,50 @@ class SheetTab:
                  fields: tuple[Field, ...] = FIELDS) -> None:
         self.client, self.history, self.fields = client, history, fields
 
-    def generate(self, values: Values, progress: gr.Progress
-                 ) -> Iterator[tuple[str | None, list[GalleryItem], str, list[list[Any]]]]:
+    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
+
+    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+        from ui.sheet import ReferenceRejected, check_reference
+
         reference = values.get("reference_image")
         if not reference:
-            raise gr.Error("upload a reference face first", title="No reference")
+            raise FieldProblem("reference_image", "add a reference face first")
         params = {"tab": self.kind, **stored(self.fields, values)}
         prompts = _sheet_prompts(params.get("prompts", []))
         if params.get("method") not in ("instantid", "pulid", "both"):
-            raise gr.Error(f"method must be one of {', '.join(METHOD_CHOICES)}",
-                           title="Invalid method")
+            raise FieldProblem("method", f"choose one of {', '.join(METHOD_CHOICES)}")
+        # Every field is checked before the reference, and the reference before any image
+        # is asked for: a mistake costs no GPU time.
+        CharacterRequest(**{**request_values(params, CharacterRequest,
+                                             skip=("prompt", "method", "reference_image")),
+                            "prompt": prompts[0] if isinstance(prompts[0], str) else prompts[0].prompt,
+                            "reference_image": "checked below", "method": "instantid"})
+        progress(0, desc="Checking the reference face")
+        try:
+            check_reference(Path(reference))
+        except ReferenceRejected as exc:
+            raise FieldProblem("reference_image", str(exc)) from None
         # One seed for every image, drawn here when none is given, so that both methods
         # (and a rerun from history) see the same seed.
         if params.get("seed") is None:
-            params["seed"] = secrets.randbelow(2**31)
+            params["seed"] = random_seed()
         item = self.history.create(self.kind, params)
         ref_copy = _keep_reference(item, reference)
         self.history.update(item)
         total = len(prompts) * (2 if params["method"] == "both" else 1)
         run = yield from self._stream(item, ref_copy, prompts, params, total, progress)
         self._record(item, run)
+        yield self._show(str(ref_copy), _sheet_gallery(run), _sheet_summary(run),
+                         _sheet_rows(run.items, run))
         if not run.succeeded:
             first = run.failed[0] if run.failed else None
-            detail = f"{first.error_code}: {first.error}" if first else "nothing was generated"
-            raise gr.Error(f"no image was generated ({detail})", title="Backend error")
-        if run.failed:
-            gr.Warning(f"{len(run.failed)} of {len(run.items)} images failed: "
-                       f"{run.failed[0].error_code}: {run.failed[0].error}")
-        yield str(ref_copy), _sheet_gallery(run), _sheet_summary(run), _sheet_rows(run.items, run)
+            raise TabProblem("No image was generated",
+                             first.error if first and first.error else "nothing came back")
+
+    def _show(self, reference: str, gallery: list[GalleryItem], summary: str,
+              rows: list[list[Any]]) -> dict[Any, Any]:
+        return dict(zip(self.panel.outputs, (reference, gallery, summary, rows)))
 
     def _stream(self, item: HistoryItem, ref_copy: Path, prompts: list[Any], params: Values,
                 total: int, progress: gr.Progress) -> Any:
@@ -135,9 +151,7 @@ class SheetTab:
                     self.client, ref_copy, prompts, item.folder, method=params["method"],
                     concurrency=SHEET_CONCURRENCY, threshold=float(params["threshold"]),
                     options=options, on_item=arrived.put)
-            except ValidationError as exc:
-                outcome["error"] = invalid_input(exc)
-            except Exception as exc:  # surfaced to the user below, with its message
+            except Exception as exc:  # raised again below, where the tab shows it
                 outcome["error"] = exc
 
         worker = threading.Thread(target=work, name="ryla-sheet", daemon=True)
@@ -150,15 +164,14 @@ class SheetTab:
             except queue.Empty:
                 continue
             ok = sorted((d for d in done if d.ok), key=lambda d: d.index)
-            gallery = [(str(d.path), f"{d.method} · {d.name} · seed {d.seed} · scoring…")
+            gallery = [(str(d.path), f"{d.method} · {d.name} · seed {seed_text(d.seed)} · scoring…")
                        for d in ok]
             progress((len(done), total), desc=f"{len(done)} of {total} images")
-            yield str(ref_copy), gallery, f"Generating: {len(done)} of {total} done…", \
-                _sheet_rows(done, None)
+            yield self._show(str(ref_copy), gallery, f"Generating: {len(done)} of {total} done…",
+                             _sheet_rows(done, None))
         worker.join()
         if "error" in outcome:
-            error = outcome["error"]
-            raise error if isinstance(error, gr.Error) else gr.Error(str(error), title="Sheet failed")
+            raise outcome["error"]
         return outcome["run"]
 
     def _record(self, item: HistoryItem, run: Any) -> None:
@@ -197,6 +210,7 @@ class SheetTab:
                                           elem_id="sheet-preset")
                 self.made.update(place(self.fields, "sheet", section="prompts"))
                 self.run = gr.Button("Generate sheet", variant="primary", elem_id="sheet-generate")
+                self.notice = Notice.build("sheet")
         self.panel = ReviewPanel.build("sheet")
 
     def wire(self, tabs: gr.Tabs) -> None:
@@ -204,8 +218,15 @@ class SheetTab:
             self.preset.change(preset_prompts, inputs=self.preset, outputs=self.made["prompts"],
                                **PRIVATE)
         self.run.click(by_name(self.generate, [f.name for f in self.fields]),
-                       inputs=inputs(self.fields, self.made), outputs=self.panel.outputs,
+                       inputs=inputs(self.fields, self.made),
+                       outputs=[*self.panel.outputs, *self.notice.outputs,
+                                *inputs(self.fields, self.made)],
                        api_name="generate_sheet", **GENERATION_EVENT)
+        if "method" in self.made and "controlnet_strength" in self.made:
+            # PuLID has no ControlNet: its slider does nothing there.
+            self.made["method"].change(
+                lambda label: gr.update(interactive=METHOD_KEYS.get(label) != "pulid"),
+                inputs=self.made["method"], outputs=self.made["controlnet_strength"], **PRIVATE)
 
 
 def _keep_reference(item: HistoryItem, reference: str) -> Path:
@@ -219,10 +240,9 @@ def _keep_reference(item: HistoryItem, reference: str) -> Path:
 
 def _sheet_prompts(lines: list[str]) -> list[str | SheetVariation]:
     if not lines:
-        raise gr.Error("write at least one variation prompt (one per line)", title="No prompts")
+        raise FieldProblem("prompts", "write at least one variation prompt (one per line)")
     if len(lines) > MAX_SHEET_PROMPTS:
-        raise gr.Error(f"{len(lines)} prompts: a sheet takes at most {MAX_SHEET_PROMPTS}",
-                       title="Too many prompts")
+        raise FieldProblem("prompts", f"{len(lines)} prompts: a sheet takes at most {MAX_SHEET_PROMPTS}")
     # A line that is a preset's prompt keeps the preset's short name in files and reports.
     by_prompt = {v.prompt: v for v in SHEET_VARIATIONS}
     return [by_prompt.get(line, line) for line in lines]
@@ -240,7 +260,7 @@ def _caption(d: Any, score: Any) -> str:
     if score is not None:
         sim = f" {pct(score.similarity)}" if score.similarity is not None else ""
         head = f"{badge(score.passed, score.faces)}{sim} · "
-    return f"{head}{d.method} · {d.name} · seed {d.seed}"
+    return f"{head}{d.method} · {d.name} · seed {seed_text(d.seed)}"
 
 
 def _sheet_gallery(run: Any) -> list[GalleryItem]:
@@ -254,13 +274,13 @@ def _sheet_rows(items: list[Any], run: Any) -> list[list[Any]]:
     for d in sorted(items, key=lambda d: d.index):
         score = scores.get(d.index)
         if not d.ok:
-            rows.append([d.index, f"{d.method} · {d.name}", "", None, None, "error",
-                         f"{d.error_code}: {d.error}"])
+            rows.append([d.index, f"{d.method} · {d.name}", "", None, None, "⚠ not made",
+                         d.error or ""])
         elif score is None:
-            rows.append([d.index, f"{d.method} · {d.name}", d.seed, None, None,
+            rows.append([d.index, f"{d.method} · {d.name}", seed_text(d.seed), None, None,
                          "scoring…" if run is None else "-", ""])
         else:
-            rows.append([d.index, f"{d.method} · {d.name}", d.seed, score.distance,
+            rows.append([d.index, f"{d.method} · {d.name}", seed_text(d.seed), score.distance,
                          score.similarity, badge(score.passed, score.faces), score.note])
     return rows
 
@@ -282,6 +302,6 @@ def _sheet_summary(run: Any) -> str:
                 f"{pct(sum(sims) / len(sims) if sims else None)}"
                 f", min {pct(min(sims) if sims else None)}, pass {passed}/{len(results)}")
     if run.failed:
-        lines.append(f"- {len(run.failed)} failed: {run.failed[0].error_code}: {run.failed[0].error}")
+        lines.append(f"- {len(run.failed)} not made: {run.failed[0].error}")
     lines.append(f"- wall time {run.wall_seconds:.1f} s")
     return "\n".join(lines)

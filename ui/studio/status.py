@@ -23,7 +23,34 @@ def backend_status(client: RylaClient) -> str:
     state = str(health.get("status", "ok")) if isinstance(health, dict) else "ok"
     css = "ryla-up" if state == "ok" else "ryla-warn"
     return (f'<span class="ryla-status {css}">● Backend {html.escape(state)}</span> at '
-            f"<code>{url}</code>{_generation_note(health)}")
+            f"<code>{url}</code>{_generation_note(health)}{_pipelines_note(client)}")
+
+
+def pipeline_readiness(models: list[dict]) -> dict[str, bool]:
+    """Each pipeline of GET /models: True when every model file it needs is present."""
+    ready: dict[str, bool] = {}
+    for row in models:
+        present = bool(row.get("present", row.get("status") == "present"))
+        for pipeline in row.get("pipelines") or ():
+            ready[pipeline] = ready.get(pipeline, True) and present
+    return ready
+
+
+def _pipelines_note(client: RylaClient) -> str:
+    """Which pipelines can run, and which wait for an operator to install models."""
+    try:
+        ready = pipeline_readiness(client.models())
+    except BackendError:
+        return ""
+    if not ready:
+        return ""
+    ok = [name for name, yes in ready.items() if yes]
+    missing = [name for name, yes in ready.items() if not yes]
+    parts = [f'<span class="ryla-ready">ready: {html.escape(", ".join(ok) or "none")}</span>']
+    if missing:
+        parts.append(f'<span class="ryla-missing">models missing (an operator installs them): '
+                     f'{html.escape(", ".join(missing))}</span>')
+    return " · " + " · ".join(parts)
 
 
 def _generation_note(health: Any) -> str:
