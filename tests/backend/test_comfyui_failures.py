@@ -30,7 +30,8 @@ def test_failed_job_is_502_with_comfyuis_message(backend_server):
 
 
 def test_hung_job_is_504_and_interrupted(backend_server_factory, comfyui_double):
-    server = backend_server_factory(comfyui_double, deadline_s=1.0)
+    server = backend_server_factory(comfyui_double, deadline_s=SHORT_DEADLINE_S)
+    warm_up(server)  # the deadline covers queueing, not a first object_info fetch under load
     comfyui_double.hang_next()
     result: dict = {}
 
