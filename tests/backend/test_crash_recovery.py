@@ -61,14 +61,14 @@ class Process:
 
 
 @pytest.fixture
-def double_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def double_process(tmp_path: Path) -> Iterator[tuple[str, Process]]:
     port, folder = free_port(), tmp_path / DOUBLE_DIR
     double = Process(["-m", "tests.comfyui_double", "--port", str(port), "--dir", str(folder),
                       "--step-delay", str(STEP_DELAY_S)], tmp_path / "double.log")
     url = f"http://127.0.0.1:{port}"
     try:
         double.wait_http(f"{url}/system_stats")
-        yield url, folder
+        yield url, double
     finally:
         double.stop()
 
@@ -174,10 +174,15 @@ def test_job_finished_while_backend_was_dead_is_saved_on_restart(double_process,
 
 
 def test_job_still_running_at_restart_is_followed_and_saved(double_process, tmp_path):
-    comfyui_url, _ = double_process
-    # about 0.05 s x (10 nodes + 100 steps) = 5.5 s: still running when the backend is back
+    comfyui_url, double = double_process
     request_id, prompt_id = kill_mid_job(comfyui_url, tmp_path, seed=12, steps=100)
-    backend, _ = start_backend(comfyui_url, tmp_path)
+    # ComfyUI is paused while the backend restarts, however long that takes on a loaded
+    # machine, so the job is still running when the new backend first asks about it
+    double.proc.send_signal(signal.SIGSTOP)
+    try:
+        backend, _ = start_backend(comfyui_url, tmp_path)
+    finally:
+        double.proc.send_signal(signal.SIGCONT)
     try:
         running = httpx.get(f"{comfyui_url}/queue", timeout=5).json()["queue_running"]
         assert [item[1] for item in running] == [prompt_id], "the job ended before the restart"
