@@ -10,7 +10,10 @@ model family this request switched to, or null), mode (the run's settings), requ
 (`/flux-dev`'s standard or fast), the server's timings, output bytes,
 and the run's cold-start figures comfyui_ready_s and first_image_s (the first request's
 wall time, weights read from disk with the page cache dropped). The felt-* phases add
-prewarm (whether the studio's POST /warm came first), typing_s and felt_s. A table is printed at the
+prewarm (whether the studio's POST /warm came first), typing_s and felt_s. The jobs phase
+(issue 22) adds path (sync or async), part, pair, seed, previews_enabled, comfyui_exec_s
+and, on the async path, progress_events, previews, first_progress_s, first_preview_s,
+submit_s and done_s (docs/performance.md says what each means). A table is printed at the
 end. Failures are rows too (status and the backend's message), never a crash.
 """
 
@@ -21,11 +24,17 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import requests
 from pydantic import BaseModel
 
+from benchmarks.rehearsal.summarize import jobs_summary
 from ui.client import BackendError, RylaClient, image_data_url, route_for
+from ui.prompts import SHEET_VARIATIONS
+from ui.sheet import plan_sheet
 from workflows.render import apply_fast_mode, render_workflow
 from workflows.registry import ROUTES
 from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLoraRequest,
@@ -34,28 +43,56 @@ from workflows.request_models import (CharacterRequest, FluxDevRequest, FluxLora
 PROMPT = "a portrait photo of a woman with red hair, {}, soft light"
 
 
+@dataclass
+class JobWatch:
+    """What a client following a job's events (GET /jobs/{id}/events) saw, in seconds
+    from its submit. Previews come only from ComfyUI, so each one heard counts; progress
+    counts only while the job is running (ComfyUI's progress, then the closing 100 %), not
+    the job's opening state nor the end state that a subscriber arriving late is handed."""
+    submitted: float  # time.perf_counter() at the submit
+    running: bool = False
+    progress_events: int = 0
+    previews: int = 0
+    first_progress_s: float | None = None
+    first_preview_s: float | None = None
+
+    def on_event(self, event: str, data: Any) -> None:
+        now = round(time.perf_counter() - self.submitted, 3)
+        if event == "status":
+            self.running = data.get("status") == "running"
+        elif event == "progress" and self.running:
+            self.progress_events += 1
+            self.first_progress_s = self.first_progress_s if self.first_progress_s is not None else now
+        elif event == "preview":
+            self.previews += 1
+            self.first_preview_s = self.first_preview_s if self.first_preview_s is not None else now
+
+    def figures(self) -> dict:
+        return {"progress_events": self.progress_events, "previews": self.previews,
+                "first_progress_s": self.first_progress_s, "first_preview_s": self.first_preview_s}
+
+
+@dataclass
+class PendingJob:
+    row: dict
+    watch: JobWatch
+
+
 class Rehearsal:
     def __init__(self, client: RylaClient, gpu: str, mode: str, log: Path | None = None) -> None:
         self.client, self.gpu, self.mode, self.log = client, gpu, mode, log
         self.rows: list[dict] = []
         self.last_family: str | None = None
 
-    def run(self, label: str, request: BaseModel, family: str, **extra: object) -> dict:
+    def _row(self, label: str, request: BaseModel, family: str, **extra: object) -> dict:
         switch = family if family != self.last_family and self.last_family is not None else None
         self.last_family = family
         route = route_for(request)
-        row = {"label": label, "route": route, "method": getattr(request, "method", None)
-               if route == "/flux-instantid" else None, "gpu": self.gpu, "mode": self.mode,
-               "request_mode": getattr(request, "mode", None), "switch": switch, **extra}
-        t0 = time.perf_counter()
-        try:
-            result = self.client.generate(request)
-            row.update(status=200, content_type=result.content_type,
-                       output_bytes=[len(i) for i in result.images], timings=result.timings,
-                       request_id=result.request_id)
-        except BackendError as exc:
-            row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
-        row["wall_s"] = round(time.perf_counter() - t0, 3)
+        return {"label": label, "route": route, "method": getattr(request, "method", None)
+                if route == "/flux-instantid" else None, "gpu": self.gpu, "mode": self.mode,
+                "request_mode": getattr(request, "mode", None), "switch": switch, **extra}
+
+    def _record(self, row: dict) -> dict:
         row["ended_epoch"] = round(time.time(), 3)
         self.rows.append(row)
         print(json.dumps(row), flush=True)
@@ -63,6 +100,57 @@ class Rehearsal:
             with self.log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
         return row
+
+    def run(self, label: str, request: BaseModel, family: str, **extra: object) -> dict:
+        """One request through its synchronous route."""
+        row = self._row(label, request, family, **extra)
+        t0 = time.perf_counter()
+        try:
+            result = self.client.generate(request)
+            row.update(status=200, content_type=result.content_type,
+                       output_bytes=[len(i) for i in result.images], timings=result.timings,
+                       request_id=result.request_id, seed=result.seed)
+        except BackendError as exc:
+            row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
+        row["wall_s"] = round(time.perf_counter() - t0, 3)
+        return self._record(row)
+
+    def submit(self, label: str, request: BaseModel, family: str, **extra: object) -> PendingJob:
+        """Start one request as a job (`Prefer: respond-async`); `finish` follows it."""
+        row = self._row(label, request, family, **{"path": "async", **extra})
+        pending = PendingJob(row, JobWatch(time.perf_counter()))
+        try:
+            job = self.client.submit(request)
+            row.update(request_id=job["id"], seed=job.get("seed"))
+        except BackendError as exc:
+            row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
+        row["submit_s"] = round(time.perf_counter() - pending.watch.submitted, 3)
+        return pending
+
+    def finish(self, pending: PendingJob) -> dict:
+        """Follow a submitted job's events to its end and fetch its outputs, as the studio
+        and `ryla` do; `wall_s` is submit to the last output's bytes received."""
+        row, watch = pending.row, pending.watch
+        if "error" not in row:
+            try:
+                job = self.client.wait(row["request_id"], on_event=watch.on_event)
+                row["done_s"] = round(time.perf_counter() - watch.submitted, 3)
+                if job.get("status") == "succeeded":
+                    outputs = [self.client.output(row["request_id"], n) for n in range(len(job["outputs"]))]
+                    row.update(status=200, output_bytes=[len(o) for o in outputs])
+                else:
+                    error = job.get("error") or {}
+                    row.update(status=job.get("status"),
+                               error=f"{error.get('code')}: {error.get('message')}"[:500])
+            except BackendError as exc:
+                row.update(status=exc.status, error=f"{exc.code}: {exc.message}"[:500])
+        row["wall_s"] = round(time.perf_counter() - watch.submitted, 3)
+        row.update(watch.figures())
+        return self._record(row)
+
+    def run_async(self, label: str, request: BaseModel, family: str, **extra: object) -> dict:
+        """One request through the async path: submit, events to the end, outputs."""
+        return self.finish(self.submit(label, request, family, **extra))
 
     def concurrent(self, label: str, requests: list[BaseModel], family: str) -> None:
         t0 = time.perf_counter()
@@ -224,6 +312,80 @@ def felt_latency(r: Rehearsal, prewarm: bool, typing_s: float = TYPING_S) -> Non
     row["felt_s"] = row["wall_s"]
 
 
+JOBS_SEED = 9000  # above every other phase's seeds: a row finds its prompt in ComfyUI's history by seed
+SHEET_OPTIONS = {"pulid": {"width": 1024, "height": 1024, "steps": 28, "guidance": 3.5},
+                 "instantid": {"width": 1024, "height": 1024, "steps": 30, "guidance": 4.0}}
+
+
+def jobs_phase(r: Rehearsal, reference: Path, repeat: int = 3, settle_s: float = 0.5,
+               sheet_images: int = 7, sheet_method: str = "pulid") -> None:
+    """Issue 22: warm Flux Dev 1024/28 through the synchronous route and through the async
+    path (submit, events, outputs), `repeat` pairs in ABBA order, then a character sheet of
+    `sheet_images` submitted at once as the studio and `ryla sheet` do (none with 0).
+
+    One prompt for every Flux Dev request (its encoding is cached alike for both paths), a
+    new seed for each (so ComfyUI's cache never answers for the sampler). Each request
+    waits `settle_s` first: after a prompt ComfyUI collects garbage at most every 10 s, and
+    a request sent right then would wait for it, on whichever path came next."""
+    r.run("jobs: flux-dev warm-up (not compared)", dev("jobs", JOBS_SEED), "dev", path="sync", part="warm-up")
+    seed = JOBS_SEED + 1
+    for pair in range(repeat):
+        for path in (("sync", "async") if pair % 2 == 0 else ("async", "sync")):
+            time.sleep(settle_s)
+            run = r.run if path == "sync" else r.run_async
+            run(f"jobs: flux-dev {path}", dev("jobs", seed), "dev", path=path, part="flux-dev", pair=pair)
+            seed += 1
+    if sheet_images < 1:
+        return
+    time.sleep(settle_s)
+    planned = plan_sheet(reference, SHEET_VARIATIONS[:sheet_images], sheet_method, SHEET_OPTIONS[sheet_method])
+    t0 = time.perf_counter()
+    pending = [r.submit(f"jobs: sheet {sheet_method} {item.name}", request, sheet_method, part="sheet",
+                        image=item.index) for item, request in planned]
+    with ThreadPoolExecutor(len(pending)) as pool:
+        rows = list(pool.map(r.finish, pending))
+    r.rows.append({"label": f"jobs: sheet {sheet_method}: wall for all", "route": "/flux-instantid",
+                   "method": sheet_method, "gpu": r.gpu, "mode": r.mode, "path": "async",
+                   "part": "sheet total", "requests": len(rows),
+                   "status": 200 if all(row["status"] == 200 for row in rows) else 0,
+                   "wall_s": round(time.perf_counter() - t0, 3)})
+
+
+def add_comfyui_exec_s(comfyui_url: str, rows: list[dict]) -> None:
+    """ComfyUI's own time for each row that names a seed: its prompt's `execution_start`
+    to its end, from ComfyUI's /history (timestamps in ms), the prompt found by the seed of
+    its sampler. Same for both paths, so `wall_s - comfyui_exec_s` is what the path adds."""
+    try:
+        response = requests.get(f"{comfyui_url.rstrip('/')}/history", params={"max_items": 1000}, timeout=30)
+        response.raise_for_status()
+        history = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        print(f"ComfyUI's history unreadable, no comfyui_exec_s: {exc}", flush=True)
+        return
+    exec_s: dict[int, float] = {}
+    for entry in history.values():
+        times = {kind: data.get("timestamp") for kind, data in entry.get("status", {}).get("messages", [])}
+        end = next((times[k] for k in ("execution_success", "execution_error", "execution_interrupted")
+                    if k in times), None)
+        if times.get("execution_start") is None or end is None:
+            continue
+        for node in entry["prompt"][2].values():
+            for key in ("seed", "noise_seed"):
+                if isinstance(node.get("inputs", {}).get(key), int):
+                    exec_s[node["inputs"][key]] = round((end - times["execution_start"]) / 1000, 3)
+    for row in rows:
+        if row.get("seed") in exec_s:
+            row["comfyui_exec_s"] = exec_s[row["seed"]]
+
+
+def previews_enabled(command: list[str]) -> bool:
+    """Whether ComfyUI sends latent previews: its last --preview-method (argparse keeps the
+    last) is not `none`; the default, without one, is none."""
+    methods = [value for arg, value in zip(command, command[1:]) if arg == "--preview-method"]
+    methods += [arg.split("=", 1)[1] for arg in command if arg.startswith("--preview-method=")]
+    return bool(methods) and methods[-1] != "none"
+
+
 def wait_healthy(client: RylaClient, timeout_s: float = 300) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -256,9 +418,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", type=Path, required=True)
     p.add_argument("--phase", choices=("routes", "mixed", "fast", "cold-fp8", "compile", "compile-cached",
                                         "fast-mode", "fast-mode-cached", "cold", "mixed-fast", "felt-cold",
-                                        "felt-prewarm", "all"), default="all")
+                                        "felt-prewarm", "jobs", "all"), default="all")
     p.add_argument("--typing-s", type=float, default=TYPING_S,
                    help="felt-* phases: seconds between opening the studio and the click")
+    p.add_argument("--repeat", type=int, default=3, help="jobs: Flux Dev requests per path")
+    p.add_argument("--settle-s", type=float, default=0.5, help="jobs: pause before each request")
+    p.add_argument("--sheet-images", type=int, default=7, help="jobs: the sheet's images (0: no sheet)")
+    p.add_argument("--sheet-method", choices=tuple(SHEET_OPTIONS), default="pulid")
+    p.add_argument("--comfyui-url", default=None,
+                   help="jobs: ComfyUI's own address, read for its execution times (/history)")
+    p.add_argument("--previews", choices=("on", "off"), default=None,
+                   help="whether ComfyUI sends previews, when no --stack-figures tells it")
     p.add_argument("--mode", default="default", help="a label for this run's ComfyUI settings")
     p.add_argument("--extra", default="{}", help="JSON merged into every row (e.g. start figures)")
     a = p.parse_args(argv)
@@ -290,10 +460,18 @@ def main(argv: list[str] | None = None) -> int:
         cold_start(r)
     if a.phase in ("felt-cold", "felt-prewarm"):
         felt_latency(r, prewarm=a.phase == "felt-prewarm", typing_s=a.typing_s)
+    if a.phase == "jobs":
+        jobs_phase(r, a.reference, a.repeat, a.settle_s, a.sheet_images, a.sheet_method)
+        if a.comfyui_url:
+            add_comfyui_exec_s(a.comfyui_url, r.rows)
     start = json.loads(a.stack_figures.read_text().splitlines()[0]) if a.stack_figures else {}
-    start.pop("command", None)
+    command = start.pop("command", None)
+    if a.previews is not None or command is not None:
+        start["previews_enabled"] = a.previews == "on" if a.previews is not None else previews_enabled(command)
     start_epoch = start.pop("start_epoch", None)
-    first_row = r.rows[0] if r.rows else {}
+    # the jobs phase's requests are warm (it may run on a stack an earlier step started):
+    # no first image of a cold start to report
+    first_row = r.rows[0] if r.rows and a.phase != "jobs" else {}
     run = {"comfyui_ready_s": start.get("comfyui_ready_s", a.comfyui_ready_s),
            "first_image_s": first_row.get("wall_s"), **start, **json.loads(a.extra)}
     if start_epoch is not None and "ended_epoch" in first_row:
@@ -305,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(r.rows, indent=1))
     print_table(r.rows)
+    if a.phase == "jobs":
+        print("\n" + jobs_summary(r.rows))
     return 0 if all(row.get("status") == 200 for row in r.rows) else 1
 
 

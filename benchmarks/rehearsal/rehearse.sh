@@ -24,10 +24,22 @@
 #   rehearse.sh cold MODE [ARGS...]            a cold start's first two Flux Dev images
 #   rehearse.sh felt MODE [ARGS...]            felt latency: Flux Dev clicked 20 s after the studio
 #                                              opened, on a cold stack without and with POST /warm
+#   rehearse.sh jobs MODE [ARGS...]            issue 22: warm Flux Dev 1024/28 through the sync route
+#                                              and the async path (submit, events, outputs), then a
+#                                              PuLID sheet of 7 submitted at once (~1.5 min), on the
+#                                              stack already running (e.g. the one `routes` left, every
+#                                              model loaded), else on a new one started with ARGS
+#   rehearse.sh previews MODE [ARGS...]        `jobs` (previews on: the deployment's taesd, latent2rgb
+#                                              without a TAESD decoder), then the same stack's arguments
+#                                              plus --preview-method none (page cache kept) and the Flux
+#                                              Dev half again (~1.2 min more); prints both together
+#   rehearse.sh issue22 MODE [ARGS...]         setup (unless done on this machine), routes, previews:
+#                                              issue 22's figures in one call (~9.5 min on an H200)
+# JOBS_REPEAT (3: Flux Dev requests per path) and JOBS_SHEET (7: the sheet's images) trim `jobs`.
 # MODE names the run's settings in the results; ARGS are ComfyUI arguments, plus
 # --prefetch=PIPELINE and --warm-up=PIPELINE for the stack (backend/warmup.py).
 # Each run writes $OUT/<date>-<gpu>-<step>-<MODE>.json; logs go to $OUT/log-<step>-<MODE>.txt.
-set -u; export PYTHONUNBUFFERED=1
+set -u; export PYTHONUNBUFFERED=1; T0=$(date +%s.%N)
 O=${OUT:-/tmp/out}; mkdir -p "$O"
 W=/tmp/rehearsal; C=$W/cu/ComfyUI; M=$C/models; X=/dev/shm/ryla-models; L=$W/loras
 export PYTHONPATH=/tmp/site:$PWD RYLA_API_TOKEN=rehearsal
@@ -54,6 +66,7 @@ setup() {
   [ -f $W/lora-a.safetensors ] && cp $W/lora-a.safetensors $W/lora-b.safetensors
   echo "weights written in $(since $t0) s"; df -h /tmp /dev/shm | tail -2
   mkdir -p $W/fe && echo "<html></html>" > $W/fe/index.html
+  touch $W/.setup-done
 }
 
 stop_stack() { pkill -f benchmarks.rehearsal.stack; pkill -f "$C/main.py"; sleep 3; }
@@ -62,6 +75,8 @@ start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch*=, --warm-up= go
   local label=$1; shift
   local extra=(); for a in "$@"; do case $a in --prefetch=*|--prefetch-threads=*|--prefetch-chunk-mb=*|--warm-up=*) extra+=("$a");; *) extra+=("--comfyui-arg=$a");; esac; done
   rm -rf $W/data
+  echo "$label" > $W/stack.label   # what later steps on this stack name it by, and its arguments
+  if [ $# -gt 0 ]; then printf '%s\n' "$@" > $W/stack.args; else : > $W/stack.args; fi
   (setsid nohup python3 -m benchmarks.rehearsal.stack --comfyui-dir $C --lora-dir $L \
      --data-dir $W/data --port 8000 --front-end-root $W/fe --log $W/comfy-$label.log "${extra[@]}" \
      < /dev/null > $W/stack-$label.out 2>&1 &)
@@ -72,20 +87,45 @@ start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch*=, --warm-up= go
   echo "$label: $(head -1 $W/stack-$label.out | cut -c1-400)"
 }
 
-measure() { # $1 step, $2 mode, rest: stack arguments
+results() { echo "$O/$(date +%F)-$GPU_SLUG-$1-$2.json"; }  # $1 name, $2 mode
+
+drive() { # $1 name, $2 mode, rest: measure.py arguments; against the running stack
+  local name=$1 mode=$2 label; shift 2; label=$(cat $W/stack.label)
+  python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
+     --stack-figures $W/stack-$label.out --reference .gpu/face.jpg --mode "$mode" \
+     --out "$(results $name $mode)" "$@" | grep -v '^{'
+  rm -f "$(results $name $mode)l"   # the .jsonl kept while it ran, in case it is cut short
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  { cat $W/stack-$label.out | head -1
+    grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Unloaded|Error|error|Traceback|Import times|seconds" $W/comfy-$label.log | tail -120
+  } > $O/log-$name-$mode.txt
+  echo "== $name $mode done, $(since $T0) s into this call"
+}
+
+measure() { # $1 step, $2 mode, rest: stack arguments; a new stack, page cache dropped
   local step=$1 mode=$2; shift 2
   stop_stack; drop_cache
   start_stack $step-$mode "$@" || return 1
   local loras=(); for f in $W/lora-a.safetensors $W/lora-b.safetensors; do [ -f $f ] && loras+=(--lora $f); done
-  python3 -m benchmarks.rehearsal.measure --backend-url http://127.0.0.1:8000 --gpu "$GPU" \
-     --stack-figures $W/stack-$step-$mode.out --reference .gpu/face.jpg "${loras[@]}" \
-     --mode "$mode" --phase $step \
-     --out "$O/$(date +%F)-$GPU_SLUG-$step-$mode.json" | grep -v '^{'
-  rm -f "$O/$(date +%F)-$GPU_SLUG-$step-$mode.jsonl"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader
-  { cat $W/stack-$step-$mode.out | head -1
-    grep -E "Prompt executed|Requested to load|loaded completely|loaded partially|Unloaded|Error|error|Traceback|Import times|seconds" $W/comfy-$step-$mode.log | tail -120
-  } > $O/log-$step-$mode.txt
+  drive $step "$mode" --phase $step "${loras[@]}"
+}
+
+JOBS=(--phase jobs --repeat "${JOBS_REPEAT:-3}" --comfyui-url http://127.0.0.1:8188)
+
+jobs_step() { # $1 mode, rest: stack arguments, used only when no stack is running (warm figures:
+  # no cold start needed, so the page cache is kept)
+  local mode=$1; shift
+  if ! pgrep -f benchmarks.rehearsal.stack > /dev/null; then start_stack jobs-$mode "$@" || return 1; fi
+  echo "jobs on the stack $(cat $W/stack.label) ($(tr '\n' ' ' < $W/stack.args))"
+  drive jobs "$mode" "${JOBS[@]}" --sheet-images "${JOBS_SHEET:-7}"
+}
+
+previews_off() { # $1 mode: the running stack's arguments plus --preview-method none (the later
+  # argument wins), page cache kept; Flux Dev's half of the jobs phase, then both runs' summary
+  local mode=$1 args; mapfile -t args < $W/stack.args
+  stop_stack; start_stack jobs-previews-off-$mode "${args[@]}" --preview-method none || return 1
+  drive jobs-previews-off "$mode" "${JOBS[@]}" --sheet-images 0
+  python3 -m benchmarks.rehearsal.summarize --jobs "$(results jobs $mode)" "$(results jobs-previews-off $mode)"
 }
 
 case "${1:-}" in
@@ -132,5 +172,11 @@ felt)  # what a creator feels: a cold stack each, the click 20 s after opening t
   shift; measure felt-cold "$@"; measure felt-prewarm "$@" ;;
 fast-mode-once)  # fast-mode's first phase alone, e.g. after the Modal start's warm-ups
   shift; measure fast-mode "$@" ;;
-*) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast MODE [ARGS...]"; exit 2 ;;
+jobs) shift; jobs_step "$@" ;;
+previews) shift; jobs_step "$@" && previews_off "$1" ;;
+issue22)  # one stack start for routes and jobs (routes leaves every model loaded), one restart
+  shift; [ -f $W/.setup-done ] || setup || exit 1
+  echo "== setup done, $(since $T0) s into this call"
+  measure routes "$@"; jobs_step "$@" && previews_off "$1" ;;
+*) echo "usage: $0 setup | startup [ARGS] | routes|mixed|fast|jobs|previews|issue22|... MODE [ARGS...]"; exit 2 ;;
 esac
