@@ -165,6 +165,8 @@ class JobDisplay:
             state.apply(event, data, self._clock())
             self._progress.update(self._tasks[job_id], completed=state.fraction,
                                   detail=state.detail())
+            if self._overall is not None:  # its ETA counts down between images too
+                self._progress.update(self._overall, detail=self._overall_detail())
 
     def finished(self, job_id: str) -> None:
         """The job ended: a command of several jobs drops its line and counts the image."""
