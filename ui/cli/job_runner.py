@@ -164,8 +164,15 @@ class JobRunner:
         if self._stopping.is_set():
             self._reported.wait()  # the report comes before the command's own lines
         if tracked.final is None:
-            raise tracked.error if isinstance(tracked.error, BackendError) else BackendError(
-                0, "cancel_unconfirmed", f"job {tracked.job_id}: {tracked.outcome}")
+            if isinstance(tracked.error, BackendError):
+                raise BackendError(
+                    tracked.error.status, tracked.error.code,
+                    f"lost the events of job {tracked.job_id} ({tracked.error.code}); the job "
+                    f"goes on: `ryla jobs watch {tracked.job_id}` follows it, "
+                    f"`ryla jobs fetch {tracked.job_id}` saves its outputs") from tracked.error
+            if tracked.error is not None:
+                raise tracked.error
+            raise BackendError(0, "cancel_unconfirmed", f"job {tracked.job_id}: {tracked.outcome}")
         if tracked.final.get("status") == "succeeded":
             return job_result(self.client, tracked.final)
         raise job_error(tracked.final)
