@@ -94,8 +94,9 @@ def _progress_text(progress: dict[str, Any]) -> str:
 
 def _follow(client: RylaClient, job_id: str, as_json: bool) -> dict[str, Any]:
     """The job's events until it ends, with a bar at a terminal; its final object."""
+    route = client.job(job_id).get("route") or "job"
     with JobDisplay(wanted(as_json)) as display:
-        display.add(job_id, f"job {job_id[:8]}")
+        display.add(job_id, f"{str(route).lstrip('/')} {job_id[:8]}")
         try:
             return client.wait(job_id, on_event=lambda event, data:
                                display.on_event(job_id, event, data))

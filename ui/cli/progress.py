@@ -74,6 +74,8 @@ class JobState:
             if not self.step_times or step != self.step_times[-1][1]:
                 self.step_times.append((now, int(step)))
             self.step, self.steps = int(step), int(steps)
+        elif step is None and self.step_times and self.steps:
+            self.step = self.steps  # a node after the sampler runs: the sampler ended
 
     def seconds_left(self) -> float | None:
         """The sampler's remaining steps at the pace measured over its steps so far."""
@@ -125,6 +127,9 @@ class JobDisplay:
                 TextColumn("{task.description}"), BarColumn(bar_width=30),
                 TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[detail]}"),
                 console=console or Console(stderr=True), transient=False)
+            # While the bars are drawn, rich prints the command's own stdout lines (a sheet's
+            # per-image lines) above them, through this stderr console: on a terminal, where
+            # alone the bars are drawn, they read the same.
 
     def __enter__(self) -> JobDisplay:
         if self._progress is not None:
