@@ -89,7 +89,7 @@ def test_empty_prompts_file_is_bad_usage(ryla: Callable[..., Run], nowhere: str,
 def test_every_command_has_help_with_an_example(ryla: Callable[..., Run]) -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert {route.command for route in ROUTES.values()} | {"loras", "models", "success-rate", "bench", "sheet", "score"} == set(commands)
+    assert {route.command for route in ROUTES.values()} | {"loras", "models", "success-rate", "bench", "sheet", "score", "jobs"} == set(commands)
     for name in commands:
         result = ryla(name, "--help")
         assert result.code == 0

@@ -11,7 +11,8 @@ from typing import Any
 from ui.cli.options import (UsageError, backend_client, build_request, field_values,
                             reference_value)
 from ui.cli.output import emit_json, human_size, output_paths, write_images
-from ui.client import extension_for, image_data_url
+from ui.cli.job_runner import job_runner
+from ui.client import GenerationResult, extension_for, image_data_url
 from workflows.registry import ROUTES
 
 
@@ -24,11 +25,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
         values.update(_workflow_values(args))
     request = build_request(model, values)
     started = time.perf_counter()
-    with backend_client(args) as client:
-        result = client.generate(request)
-    seconds = time.perf_counter() - started
-    paths = output_paths(args.command, args.output, len(result.images), extension_for(result.content_type))
-    write_images(result, paths)
+    with backend_client(args) as client, job_runner(client, as_json=args.json) as runner:
+        result = runner.generate(request)
+        seconds = time.perf_counter() - started
+        runner.display.close()  # the bar ends before the result lines
+        # saved inside the runner: a job that finished despite a Ctrl-C keeps its files
+        paths = output_paths(args.command, args.output, len(result.images),
+                             extension_for(result.content_type))
+        write_images(result, paths)
+        _print_result(args, result, paths, seconds)
+    return 0
+
+
+def _print_result(args: argparse.Namespace, result: GenerationResult, paths: list[Path],
+                  seconds: float) -> None:
     if args.json:
         emit_json({"command": args.command, "route": args.route, "files": [str(p) for p in paths],
                     "content_type": result.content_type, "bytes": [len(i) for i in result.images],
@@ -38,7 +48,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for path, data in zip(paths, result.images):
             print(f"saved {path} ({result.content_type}, {human_size(len(data))})")
         print(f"seed {result.seed}, request {result.request_id}, {seconds:.2f} s")
-    return 0
 
 
 def _workflow_values(args: argparse.Namespace) -> dict[str, Any]:

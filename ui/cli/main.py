@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ui.cli.job_runner import Interrupted
 from ui.cli.options import UsageError
 from ui.cli.output import emit_json
 from ui.cli.parser import build_parser
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit_json({"error": exc.to_dict()})
         print(f"{prog}: error: {in_cli_words(str(exc))}", file=sys.stderr)
         return 1
+    except Interrupted:  # the jobs' cancel was reported as it happened
+        return 130
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

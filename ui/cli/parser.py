@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ui.cli.generate import cmd_generate
+from ui.cli.jobs_command import JOB_STATUSES, cmd_jobs
 from ui.cli.options import add_model_options, option_name
 from ui.cli.runs import BENCH_ENDPOINTS, cmd_bench, cmd_success_rate
 from ui.cli.score import add_score_arguments, run_score, threshold_arg
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(subparsers)
     _add_sheet(subparsers)
     _add_score(subparsers)
+    _add_jobs(subparsers)
     return parser
 
 
@@ -225,3 +227,49 @@ def _add_score(subparsers: Any) -> None:
                  ["ryla score face.jpg outputs/sheet-*/0*.jpg --threshold 0.6 --output review"])
     add_score_arguments(score)
     score.set_defaults(handler=run_score)
+
+
+def _add_jobs(subparsers: Any) -> None:
+    jobs = _sub(subparsers, "jobs", "The backend's jobs: list, show, watch, cancel, fetch outputs.",
+                "Every generation is a job on the backend, whoever started it: list them (newest "
+                "first), show one, watch it to its end, cancel it, or save its outputs. Exit 1 "
+                "when the backend refuses, or when a watched job did not succeed.",
+                ["ryla jobs --status running", "ryla jobs show 3f6c0a8e9b0d4c2e",
+                 "ryla jobs watch 3f6c0a8e9b0d4c2e", "ryla jobs fetch 3f6c0a8e9b0d4c2e --output shots/"])
+    _common(jobs)
+    _job_list_options(jobs)
+    actions = jobs.add_subparsers(dest="action", metavar="ACTION")
+    listed = _job_action(actions, "list", "list the jobs, newest first (the default)",
+                         "ryla jobs list --status failed --limit 5")
+    _job_list_options(listed, nested=True)
+    _job_action(actions, "show", "a job's status, progress, times and error", "ryla jobs show ID")
+    _job_action(actions, "watch", "follow a job to its end, with a progress bar at a terminal "
+                                  "(exit 1 unless it succeeded; Ctrl-C stops watching, not the job)",
+                "ryla jobs watch ID")
+    _job_action(actions, "cancel", "cancel a job, then say what ComfyUI confirmed (cancelled, or "
+                                   "finished anyway with its outputs kept)", "ryla jobs cancel ID")
+    fetch = _job_action(actions, "fetch", "save a succeeded job's outputs",
+                        "ryla jobs fetch ID --output shots/")
+    fetch.add_argument("--output", "-o", default=None,
+                       help="file to write (default outputs/job-<id>-<timestamp>.<ext>; a directory "
+                            "gets a timestamped file inside; several outputs are numbered)")
+    jobs.set_defaults(handler=cmd_jobs, action=None)
+
+
+def _job_list_options(parser: argparse.ArgumentParser, nested: bool = False) -> None:
+    default = argparse.SUPPRESS if nested else None
+    parser.add_argument("--status", choices=JOB_STATUSES, default=default,
+                        help="only jobs with this status")
+    parser.add_argument("--limit", type=_positive_int, default=default,
+                        help="at most this many jobs (the backend's default 50, at most 1000)")
+
+
+def _job_action(actions: Any, name: str, help_: str, example: str) -> argparse.ArgumentParser:
+    sub = actions.add_parser(name, help=help_, description=help_ + ".",
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             epilog=f"example:\n  {example}")
+    if name != "list":
+        sub.add_argument("job_id", metavar="ID", help="the job's id (`ryla jobs` lists them)")
+    _common(sub, nested=True)
+    sub.set_defaults(usage_parser=sub)
+    return sub

@@ -7,6 +7,7 @@ import itertools
 import threading
 from typing import Any
 
+from ui.cli.job_runner import job_runner
 from ui.cli.options import UsageError, backend_client, build_request, field_values
 from ui.cli.output import emit_json, timestamped
 from ui.cli.runs import prompts_from
@@ -46,8 +47,12 @@ def cmd_sheet(args: argparse.Namespace) -> int:
             print(f"[{next(finished)} of {total}] {item.method:<9} {item.name:<24} "
                   f"{item.seconds:.2f} s  {status}", flush=True)
 
-    with backend_client(args) as client:
-        run = generate_sheet(client, args.reference, prompts, out_dir, method=args.method,
+    total = len(prompts) * (2 if args.method == "both" else 1)
+    with backend_client(args) as client, \
+            job_runner(client, as_json=args.json, total_images=total) as runner:
+        # each image a job (the runner has the client's `generate`): progress bars, and a
+        # Ctrl-C cancels the images in flight rather than waiting for them (exit 130)
+        run = generate_sheet(runner, args.reference, prompts, out_dir, method=args.method,  # type: ignore[arg-type]
                              concurrency=args.concurrency, threshold=args.threshold, options=options,
                              score=not args.no_score, on_item=progress)
     if args.json:
