@@ -94,7 +94,10 @@ def job_view(record: dict[str, Any]) -> dict[str, Any]:
         "seed": None if seed in (None, NO_SEED) else seed,
         "progress": _progress(record),
         "outputs": [f"/jobs/{job_id}/outputs/{n}" for n in range(len(record.get("outputs") or []))],
-        "error": ({"code": error.get("code"), "message": error.get("message")}
+        # the contract's {code, message}, plus the HTTP status and field the synchronous
+        # route would have answered with, so that a client reports a job's error as it
+        # would the route's
+        "error": ({key: error.get(key) for key in ("code", "message", "status", "field")}
                   if isinstance(error, dict) else None),
     }
 
@@ -258,7 +261,8 @@ class JobManager:
                                                           "message": exc.message})
             job.outcome = exc
         except ApiError as exc:
-            job.record.update(status="failed", error={"code": exc.code, "message": exc.message})
+            job.record.update(status="failed", error={"code": exc.code, "message": exc.message,
+                                                      "status": exc.status, "field": exc.field})
             job.outcome = exc
         except Exception as exc:  # noqa: BLE001 - a bug: the job says so, the log has it all
             log.exception("job %s failed unexpectedly", job.id)

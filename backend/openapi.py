@@ -59,7 +59,10 @@ JOB_SCHEMA: dict[str, Any] = {
         "outputs": {"type": "array", "items": {"type": "string"},
                     "examples": [["/jobs/{id}/outputs/0"]]},
         "error": {"type": ["object", "null"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}}},
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "status": {"type": ["integer", "null"],
+                       "description": "the HTTP status the synchronous route would have answered"},
+            "field": {"type": ["string", "null"]}}},
     },
 }
 EVENTS_DESCRIPTION = (

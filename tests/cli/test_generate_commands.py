@@ -154,9 +154,8 @@ def test_unknown_lora_with_json_prints_the_error_object(ryla: Callable[..., Run]
                   "--lora-id", "ghost", "--json")
     assert result.code == 1
     error = result.json()["error"]
-    # the job failed (its requests were answered 2xx): the code and message are the
-    # route's, and there is no HTTP status of the failure to report
-    assert (error["status"], error["code"]) == (0, "lora_not_found")
+    # the job failed; its error carries what the synchronous route would have answered
+    assert (error["status"], error["code"], error["field"]) == (404, "lora_not_found", "lora_id")
     assert "ghost" in error["message"]
 
 

@@ -94,12 +94,14 @@ def job_timings(job: dict[str, Any]) -> dict[str, float]:
 def job_error(job: dict[str, Any]) -> BackendError:
     """An ended job that has no outputs, as the error the command reports.
 
-    The job's error carries the code and message of what the synchronous route would
-    have answered, not its HTTP status: the requests themselves were answered 2xx."""
+    The job's error carries what the synchronous route would have answered: its code,
+    message, HTTP status and field (status 0 when it has none, e.g. a cancelled job)."""
     error = job.get("error") or {}
     code = str(error.get("code") or job.get("status") or "job_failed")
     message = str(error.get("message") or f"job {job.get('id')} ended {job.get('status')}")
-    return BackendError(0, code, message)
+    status = error.get("status")
+    return BackendError(status if isinstance(status, int) else 0, code, message,
+                        error.get("field") or None)
 
 
 class JobRunner:
