@@ -82,6 +82,7 @@ class JobEventPublisher:
                 self._pending.append({"kind": ALIVE})
             await self._flush()
             if self._closed:
+                await self._flush()  # what came while the last batch went out
                 return
             self._arrived.clear()
             try:

@@ -280,18 +280,19 @@ class ModalGraphRunner:
         heard = _Heard()
         relay = asyncio.create_task(self._relay(job.channel_key, on_event, heard))
         try:
-            wire = await self._wait(call, job.channel_key, heard, started, timeout_s, cancel)
-        except asyncio.CancelledError:  # the caller went away: free the GPU
-            await asyncio.shield(self._cancel(call))
-            raise
-        finally:
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
-        try:
-            # what the GPU side published before it answered, relayed before the end
-            self._deliver(await self.channel.events(job.channel_key, 0), on_event, heard)
-        except Exception as exc:  # the outcome is known: missing a last progress is harmless
-            log.info("last events of GPU call %s not read: %s", call.call_id, exc)
+            try:
+                wire = await self._wait(call, job.channel_key, heard, started, timeout_s, cancel)
+            except asyncio.CancelledError:  # the caller went away: free the GPU
+                await asyncio.shield(self._cancel(call))
+                raise
+            finally:
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
+            try:
+                # what the GPU side published before it answered, relayed before the end
+                self._deliver(await self.channel.events(job.channel_key, 0), on_event, heard)
+            except Exception as exc:  # the outcome is known: a last progress missed is harmless
+                log.info("last events of GPU call %s not read: %s", call.call_id, exc)
         finally:
             self.channel.forget(job.channel_key)
         result = result_from_wire(wire)

@@ -299,3 +299,86 @@ def test_both_tiers_use_the_named_queue_as_their_job_channel(monkeypatch: pytest
     monkeypatch.setattr("backend.gpu_worker.Heartbeat.start", lambda self: None)
     raw_method(m.ComfyUIWorker, "after_restore")(container)
     assert isinstance(container.worker.channel, m.ModalJobChannel)
+
+
+# -- the same path on a real upstream ComfyUI (opt-in) --------------------------------------
+
+
+def modal_path_on(url: str, tmp_path: Path) -> tuple[ModalGraphRunner, InProcessGpu]:
+    """The web tier's runner, its GPU function the GPU container's body in this process,
+    joined by an in-memory channel: the Modal path without Modal."""
+    channel = InMemoryJobChannel()
+    gpu = InProcessGpu(GpuWorker(url, models_dir=tmp_path, lora_dir=tmp_path, channel=channel))
+    runner = ModalGraphRunner(gpu, NoHeartbeats(), SnapshotValidator(tmp_path, tmp_path),
+                              cold_start_s=60.0, heartbeat_stale_s=30.0, channel=channel)
+    return runner, gpu
+
+
+@pytest.mark.real_comfyui
+def test_on_real_comfyui_a_cancel_crosses_the_channel_and_comes_back_confirmed(
+        real_url: str, tmp_path: Path) -> None:
+    from tests.contract.test_real_jobs import (fresh_color, history_entry, prompt_of,
+                                               saved_file_exists)
+    from tests.builders import blur_chain
+
+    prefix = f"ryla-modal-cancel-{time.time_ns()}"
+    runner, gpu = modal_path_on(real_url, tmp_path)
+    cancel = asyncio.Event()
+    heard: list[JobProgress | JobPreview] = []
+
+    def stop_once_blurring(event: JobProgress | JobPreview) -> None:
+        heard.append(event)  # relayed from the GPU side by the web tier
+        if isinstance(event, JobProgress) and event.node not in (None, "1"):
+            cancel.set()
+
+    # 1024 px blurs take a moment each on a CPU: the save is far off when the stop arrives
+    # (the channel batches events, so the test cannot stop at one given node)
+    with pytest.raises(JobCancelled) as stopped:
+        asyncio.run(runner.run(blur_chain(20, 1024, prefix, fresh_color()), {}, user_graph=True,
+                               timeout_s=300.0, on_event=stop_once_blurring, cancel=cancel))
+    assert stopped.value.confirmed and "interrupted at node" in stopped.value.message
+    fractions = [e.fraction for e in heard if isinstance(e, JobProgress)]
+    assert fractions == sorted(fractions) and 0 < fractions[-1] < 1
+    entry = history_entry(real_url, prompt_of(real_url, prefix))
+    assert entry["status"]["status_str"] == "error" and entry["outputs"] == {}
+    assert not saved_file_exists(real_url, prefix, "png")
+    assert not gpu.calls[0].cancelled  # the GPU side answered: its call was never cancelled
+
+
+@pytest.mark.real_comfyui
+def test_on_real_comfyui_a_stop_during_the_slow_save_ends_as_comfyui_says(
+        real_url: str, tmp_path: Path) -> None:
+    from tests.contract.test_real_jobs import SAVE, assert_ending_matches_history, slow_save
+
+    prefix = f"ryla-modal-late-{time.time_ns()}"
+    runner, gpu = modal_path_on(real_url, tmp_path)
+    cancel = asyncio.Event()
+    outcome: dict[str, Any] = {}
+
+    def stop_when_the_save_starts(event: JobProgress | JobPreview) -> None:
+        if isinstance(event, JobProgress) and event.node == SAVE:
+            cancel.set()
+
+    try:
+        outcome["result"] = asyncio.run(runner.run(
+            slow_save(prefix), {}, user_graph=True, timeout_s=300.0,
+            on_event=stop_when_the_save_starts, cancel=cancel))
+    except JobCancelled as stopped:
+        outcome["stopped"] = stopped
+    assert cancel.is_set()
+    assert_ending_matches_history(real_url, prefix, outcome)  # across the wire, too
+    if "result" in outcome:
+        assert outcome["result"].stopped_late
+    assert not gpu.calls[0].cancelled
+
+
+@pytest.fixture
+def real_url() -> str:
+    import os
+
+    from tests.contract.conftest import REAL_COMFYUI_SCRIPT, REAL_URL_ENV
+
+    url = os.environ.get(REAL_URL_ENV, "").rstrip("/")
+    if not url:
+        pytest.skip(f"no real ComfyUI: set {REAL_URL_ENV} to one started with {REAL_COMFYUI_SCRIPT}")
+    return url
