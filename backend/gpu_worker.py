@@ -1,5 +1,8 @@
 """The GPU side, without Modal: start ComfyUI, run one filled graph through the
-backend's ComfyUI client, hand back the outputs' bytes and timings.
+backend's ComfyUI client, hand back the outputs' bytes and timings. On a job's channel
+(backend/modal_dispatch.py `JobChannel`) it publishes ComfyUI's progress and previews
+and watches for the web tier's cancel, which it hands to ComfyUIClient.run: the answer
+then says what ComfyUI confirmed.
 
 backend/modal_app.py's GPU class is a thin shell around `GpuWorker` and
 backend/deploy/comfyui.py's `ComfyUIProcess`; the same code runs on any GPU machine
@@ -23,14 +26,105 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.comfyui_client import ComfyUIClient
+from backend.comfyui_client import ComfyUIClient, JobPreview, JobProgress
 from backend.deploy.comfyui import ComfyUIProcess
 from backend.deploy.layout import ContainerLayout, write_extra_model_paths
 from backend.errors import ApiError, DeadlineExceeded
-from backend.graph_job import GraphJob, error_to_wire, result_to_wire
+from backend.graph_job import GraphJob, error_to_wire, event_to_wire, result_to_wire
 from backend.graph_runner import ComfyUIRunner
+from backend.modal_dispatch import ALIVE, ALIVE_INTERVAL_S, JobChannel
 
 log = logging.getLogger(__name__)
+
+# Events go out in batches at most this often: ComfyUI sends an `executing` per node (a
+# 10,000-node graph is 10,000 of them), and each batch is one write to the channel.
+# Progress within a batch is coalesced to its latest value (all it says); previews are
+# throttled already (comfyui_client.PREVIEW_INTERVAL_S), each a small JPEG.
+EVENT_BATCH_S = 0.25
+PUBLISH_TIMEOUT_S = 5.0
+# One wait for a cancel request: a long poll, answered as soon as one is put.
+CANCEL_WAIT_S = 2.0
+CANCEL_RETRY_S = 0.5  # after a failed read
+
+
+class JobEventPublisher:
+    """The GPU side of a job's events: `sink` is the ComfyUI client's event sink (on the
+    event loop, never blocks); a task publishes what it collected, in order, a batch at
+    a time, and a liveness beat when nothing else went out for `alive_s` (the first at
+    once: the job reached its container). A failed publish is logged, never fails the job."""
+
+    def __init__(self, channel: JobChannel, job_key: str, *, batch_s: float = EVENT_BATCH_S,
+                 alive_s: float = ALIVE_INTERVAL_S) -> None:
+        self.channel = channel
+        self.job_key = job_key
+        self.batch_s = batch_s
+        self.alive_s = alive_s
+        self._pending: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def sink(self, event: JobProgress | JobPreview) -> None:
+        wire = event_to_wire(event)
+        if wire["kind"] == "progress" and self._pending and self._pending[-1]["kind"] == "progress":
+            self._pending[-1] = wire
+        else:
+            self._pending.append(wire)
+        self._arrived.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._publish_until_closed())
+
+    async def _publish_until_closed(self) -> None:
+        beat = True
+        while True:
+            if beat and not self._pending:
+                self._pending.append({"kind": ALIVE})
+            await self._flush()
+            if self._closed:
+                await self._flush()  # what came while the last batch went out
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), self.alive_s)
+                beat = False
+            except TimeoutError:
+                beat = True
+            if not self._closed:
+                await asyncio.sleep(self.batch_s)  # what comes meanwhile joins the batch
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await asyncio.wait_for(self.channel.publish(self.job_key, batch), PUBLISH_TIMEOUT_S)
+        except Exception as exc:  # the web tier misses these; the job goes on
+            log.warning("%d event(s) of job %s not published: %s", len(batch), self.job_key, exc)
+
+    async def close(self) -> None:
+        """Publish what is left, then stop (before the job's answer is returned, so that the
+        web tier has every event before it hears the end)."""
+        self._closed = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
+
+    def abort(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def watch_for_cancel(channel: JobChannel, job_key: str, cancel: asyncio.Event) -> None:
+    """Set `cancel` once the web tier asks for it on the job's channel; until cancelled."""
+    while not cancel.is_set():
+        try:
+            if await channel.cancel_requested(job_key, CANCEL_WAIT_S):
+                log.info("job %s: the web tier asked to cancel it", job_key)
+                cancel.set()
+        except Exception as exc:  # Modal's Queue: asked again shortly
+            log.warning("could not read the cancel requests of job %s: %s", job_key, exc)
+            await asyncio.sleep(CANCEL_RETRY_S)
 
 
 class Heartbeat:
@@ -83,15 +177,44 @@ class GpuWorker:
     a time: ComfyUI runs one prompt at a time, so a second job here would only queue
     (on Modal the autoscaler gives it another container instead)."""
 
-    def __init__(self, comfyui_url: str, *, models_dir: Path, lora_dir: Path) -> None:
+    def __init__(self, comfyui_url: str, *, models_dir: Path, lora_dir: Path,
+                 channel: JobChannel | None = None) -> None:
         self.comfyui_url = comfyui_url
         self.models_dir = Path(models_dir)
         self.lora_dir = Path(lora_dir)
+        self.channel = channel
 
     async def run(self, wire_job: dict[str, Any]) -> dict[str, Any]:
-        """The job's result, or its API error, as a wire dict; never raises an ApiError."""
+        """The job's result, or its API error, as a wire dict; never raises an ApiError.
+        A cancel asked on the job's channel stops it in ComfyUI, and the answer is what
+        ComfyUI confirmed. When this coroutine is cancelled (Modal's FunctionCall.cancel
+        cancels an async method's task), ComfyUIClient.run stops the prompt in ComfyUI
+        before the CancelledError goes on, so the next job does not queue behind it."""
         started = time.monotonic()
         job = GraphJob.from_wire(wire_job)
+        cancel = asyncio.Event()
+        publisher: JobEventPublisher | None = None
+        watcher: asyncio.Task[None] | None = None
+        if self.channel is not None and job.channel_key:
+            publisher = JobEventPublisher(self.channel, job.channel_key)
+            publisher.start()
+            watcher = asyncio.create_task(watch_for_cancel(self.channel, job.channel_key, cancel))
+        try:
+            answer = await self._answer(job, started, cancel, publisher)
+        except BaseException:
+            if publisher is not None:
+                publisher.abort()
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        if publisher is not None:
+            await publisher.close()
+        return answer
+
+    async def _answer(self, job: GraphJob, started: float, cancel: asyncio.Event,
+                      publisher: JobEventPublisher | None) -> dict[str, Any]:
         client = ComfyUIClient(self.comfyui_url, models_dir=self.models_dir, lora_dir=self.lora_dir)
         try:
             timeout_s = job.deadline_at - time.time()
@@ -99,9 +222,10 @@ class GpuWorker:
                 raise DeadlineExceeded(
                     f"the job reached a GPU {-timeout_s:.0f} s after its deadline (waiting for a "
                     "container to start); try again, or raise RYLA_DEADLINE_S")
-            result = await ComfyUIRunner(client).run(job.graph, job.images,
-                                                     user_graph=job.user_graph, timeout_s=timeout_s,
-                                                     prompt_id=job.prompt_id or None)
+            result = await ComfyUIRunner(client).run(
+                job.graph, job.images, user_graph=job.user_graph, timeout_s=timeout_s,
+                prompt_id=job.prompt_id or None,
+                on_event=publisher.sink if publisher is not None else None, cancel=cancel)
             result.timings["gpu_ms"] = (time.monotonic() - started) * 1000
             return result_to_wire(result)
         except ApiError as exc:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -68,6 +69,7 @@ LORA_VOLUME_NAME = "ryla-loras"
 DATA_VOLUME_NAME = "ryla-data"
 HF_SECRET_NAME = "huggingface-secret"  # HF_TOKEN
 HEARTBEAT_DICT_NAME = "ryla-gpu-heartbeats"
+JOB_CHANNEL_QUEUE_NAME = "ryla-job-channel"
 
 # ## Scaling and timeouts
 #
@@ -149,7 +151,7 @@ cpu_image = (
 
 app = modal.App(APP_NAME, image=image)
 
-# ## Volumes, Secrets and the heartbeat store
+# ## Volumes, Secrets, the heartbeat store and the job channel
 
 models_volume = modal.Volume.from_name(MODELS_VOLUME_NAME, create_if_missing=True)
 lora_volume = modal.Volume.from_name(LORA_VOLUME_NAME, create_if_missing=True)
@@ -158,6 +160,9 @@ hf_secret = modal.Secret.from_name(HF_SECRET_NAME, required_keys=["HF_TOKEN"])
 api_secret = modal.Secret.from_name(API_SECRET_NAME, required_keys=["RYLA_API_TOKEN"])
 # GPU containers' heartbeats, which the web tier's /health reads (see ComfyUIWorker)
 gpu_heartbeats = modal.Dict.from_name(HEARTBEAT_DICT_NAME, create_if_missing=True)
+# Each running job's channel between its GPU container and the web tier (ModalJobChannel
+# below): one Queue, two partitions per job, which Modal clears on its own.
+job_channel = modal.Queue.from_name(JOB_CHANNEL_QUEUE_NAME, create_if_missing=True)
 
 # Both tiers mount both Volumes at the same paths: the web tier validates against the
 # files ComfyUI will find and writes uploaded LoRAs where ComfyUI reads them.
@@ -286,7 +291,8 @@ class ComfyUIWorker:
 
         self.restored = container_identity() != self.started_in if OPTIONS.gpu_snapshot else None
         self.comfyui.wait_ready(60.0)
-        self.worker = GpuWorker(LAYOUT.comfyui_url, models_dir=LAYOUT.models_dir, lora_dir=LAYOUT.lora_dir)
+        self.worker = GpuWorker(LAYOUT.comfyui_url, models_dir=LAYOUT.models_dir, lora_dir=LAYOUT.lora_dir,
+                                channel=ModalJobChannel())
         key = os.environ.get("MODAL_TASK_ID") or uuid.uuid4().hex
         self.heartbeat = Heartbeat(gpu_heartbeats.put, gpu_heartbeats.pop, key, HEARTBEAT_INTERVAL_S)
         self.heartbeat.start()
@@ -298,6 +304,11 @@ class ComfyUIWorker:
         if self.comfyui is not None:
             self.comfyui.stop()
 
+    # An async method: Modal's FunctionCall.cancel cancels its task (modal 1.6's container
+    # entrypoint turns the cancellation into task.cancel() for async functions), and
+    # GpuWorker.run then stops the prompt in ComfyUI before the CancelledError goes on.
+    # The usual stop comes over the job channel instead, so that ComfyUI's word on it
+    # comes back as the call's answer.
     @modal.method()
     async def run_graph(self, job: dict[str, Any]) -> dict[str, Any]:
         """One filled graph (backend.graph_job wire format) -> its outputs or its error."""
@@ -419,8 +430,58 @@ if OPTIONS.warm_hours:
 
 # ## The web tier
 #
-# Modal's objects behind the three small interfaces of backend/modal_dispatch.py, which
-# holds the logic (and its offline tests, tests/modal/test_dispatch.py).
+# Modal's objects behind the small interfaces of backend/modal_dispatch.py, which holds
+# the logic (and its offline tests, tests/modal/test_dispatch.py).
+
+# A job's partitions live this long after their last write: past the longest GPU call, so
+# that nothing of a running job expires, and Modal clears them without anyone asking.
+JOB_CHANNEL_TTL_S = 2 * REQUEST_TIMEOUT_S
+JOB_CHANNEL_PUT_TIMEOUT_S = 5.0
+EVENTS_PER_READ = 100
+
+
+def events_partition(job_key: str) -> str:
+    return f"events-{job_key}"  # a partition key is at most 64 bytes; a job key is 32
+
+
+def cancel_partition(job_key: str) -> str:
+    return f"cancel-{job_key}"
+
+
+class ModalJobChannel:
+    """backend/modal_dispatch.py's JobChannel on the `ryla-job-channel` Queue: a job's
+    events in one partition (FIFO; the web tier's container reads them), its cancel
+    request in another (the GPU container reads it). Modal's limits fit: 5,000 items a
+    partition (the GPU side batches; the web tier drains), 1 MiB an item (a preview is a
+    small JPEG), 100,000 partitions (two per job running in the last 30 minutes)."""
+
+    async def publish(self, job_key: str, events: list[dict[str, Any]]) -> None:
+        await job_channel.put_many.aio(events, timeout=JOB_CHANNEL_PUT_TIMEOUT_S,
+                                       partition=events_partition(job_key),
+                                       partition_ttl=JOB_CHANNEL_TTL_S)
+
+    async def events(self, job_key: str, wait_s: float) -> list[dict[str, Any]]:
+        try:
+            return await job_channel.get_many.aio(EVENTS_PER_READ, block=wait_s > 0,
+                                                  timeout=wait_s if wait_s > 0 else None,
+                                                  partition=events_partition(job_key))
+        except queue.Empty:
+            return []
+
+    async def request_cancel(self, job_key: str) -> None:
+        await job_channel.put.aio(True, timeout=JOB_CHANNEL_PUT_TIMEOUT_S,
+                                  partition=cancel_partition(job_key),
+                                  partition_ttl=JOB_CHANNEL_TTL_S)
+
+    async def cancel_requested(self, job_key: str, wait_s: float) -> bool:
+        try:
+            return await job_channel.get.aio(block=wait_s > 0, timeout=wait_s if wait_s > 0 else None,
+                                             partition=cancel_partition(job_key)) is not None
+        except queue.Empty:
+            return False
+
+    def forget(self, job_key: str) -> None:
+        """Nothing to do: the partitions expire JOB_CHANNEL_TTL_S after their last write."""
 
 
 class ModalPendingCall:
@@ -434,8 +495,10 @@ class ModalPendingCall:
         try:
             return await self.call.get.aio(timeout=timeout_s)  # TimeoutError: not done yet
         except modal.exception.FunctionTimeoutError as exc:
+            # Modal stopped the container: whatever ComfyUI did, nobody heard it end
             raise DeadlineExceeded(f"the GPU function ran past its {REQUEST_TIMEOUT_S} s "
-                                   f"limit ({exc})") from exc
+                                   f"limit ({exc}); how ComfyUI ended the job is not known",
+                                   confirmed=False) from exc
 
     async def cancel(self) -> None:
         await self.call.cancel.aio()
@@ -472,7 +535,8 @@ def web_runner(settings: "Settings") -> "GraphRunner":
 
     validator = SnapshotValidator(settings.models_dir, settings.lora_dir, refresh=_reload_models)
     return ModalGraphRunner(ModalGpuFunction(), ModalHeartbeats(), validator,
-                            cold_start_s=COLD_START_S, heartbeat_stale_s=HEARTBEAT_STALE_S)
+                            cold_start_s=COLD_START_S, heartbeat_stale_s=HEARTBEAT_STALE_S,
+                            channel=ModalJobChannel())
 
 
 def build_asgi_app(settings: "Settings", runner: "GraphRunner") -> "FastAPI":

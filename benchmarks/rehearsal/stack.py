@@ -6,7 +6,9 @@ call. Prints one JSON line of start figures, then serves the API until killed.
     (plus the rehearsal's `--front-end-root`, since the frontend package is not carried);
   - the API: the web tier's app (`build_app` with `ModalGraphRunner`: validation against the
     shipped object_info and the models folder, dispatch, deadlines), whose GPU function is
-    the GPU container's own body (`gpu_worker.GpuWorker.run`), called here in-process;
+    the GPU container's own body (`gpu_worker.GpuWorker.run`), called here in-process; the
+    job channel (progress, previews, cancel) is in memory instead of a modal.Queue, and
+    runs the same relay;
   - optional start-up work of backend/warmup.py (`--prefetch`, `--warm-up`).
 
     python -m benchmarks.rehearsal.stack --comfyui-dir /tmp/cu/ComfyUI --lora-dir L \
@@ -32,7 +34,7 @@ from backend.deploy.layout import ContainerLayout, write_extra_model_paths
 from backend.deploy.options import MEASURED_COLD_START_S
 from backend.deploy.web import build_app, deployment_settings
 from backend.gpu_worker import GpuWorker
-from backend.modal_dispatch import ModalGraphRunner
+from backend.modal_dispatch import InMemoryJobChannel, ModalGraphRunner
 from backend.settings import names_list
 from backend.snapshot_validation import SnapshotValidator
 from benchmarks.rehearsal.warm_start import RehearsalHeartbeats, WarmUpOnStart
@@ -103,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = deployment_settings(dict(os.environ, RYLA_API_TOKEN=os.environ.get("RYLA_API_TOKEN", "rehearsal")),
                                    layout)
-    worker = GpuWorker(layout.comfyui_url, models_dir=layout.models_dir, lora_dir=layout.lora_dir)
+    channel = InMemoryJobChannel()
+    worker = GpuWorker(layout.comfyui_url, models_dir=layout.models_dir, lora_dir=layout.lora_dir,
+                       channel=channel)
     # POST /warm runs the container's warm-up prompt on this ComfyUI (warm_start.py says why);
     # the one "container" counts as warm once a warm-up has loaded the models.
     beats = RehearsalHeartbeats()
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     gpu = WarmUpOnStart(InProcessGpuFunction(worker), layout.comfyui_url, beats,
                         models_dir=layout.models_dir, lora_dir=layout.lora_dir)
     runner = ModalGraphRunner(gpu, beats, SnapshotValidator(settings.models_dir, settings.lora_dir),
-                              cold_start_s=MEASURED_COLD_START_S, heartbeat_stale_s=60.0)
+                              cold_start_s=MEASURED_COLD_START_S, heartbeat_stale_s=60.0,
+                              channel=channel)
     app = build_app(settings, runner)
     print(json.dumps(figures), flush=True)
     try:

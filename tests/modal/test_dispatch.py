@@ -2,7 +2,8 @@
 `ryla-backend`) with a fake of the GPU function behind backend/modal_dispatch.py.
 
 The fake either runs the real GPU body (backend/gpu_worker.py) against the ComfyUI test
-double, or answers what a test scripts (an error, an exception, nothing at all).
+double, joined to the web tier by an in-memory job channel, or answers what a test
+scripts (an error, an exception, nothing at all).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fastapi.testclient import TestClient
 
 import backend.modal_app as m
 from backend.gpu_worker import GpuWorker
-from backend.modal_dispatch import ModalGraphRunner
+from backend.modal_dispatch import InMemoryJobChannel, ModalGraphRunner
 from backend.deploy.web import deployment_settings
 from backend.snapshot_validation import SnapshotValidator
 from tests.backend.helpers import SMALL, data_url, image_bytes
@@ -72,6 +73,18 @@ class FakeGpu:
         return self.calls[-1]
 
 
+class RecordingChannel(InMemoryJobChannel):
+    """The job channel in memory, remembering each cancel request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancels_asked: list[str] = []
+
+    async def request_cancel(self, job_key: str) -> None:
+        self.cancels_asked.append(job_key)
+        await super().request_cancel(job_key)
+
+
 @dataclass
 class FakeHeartbeats:
     beats: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -95,6 +108,7 @@ class WebTier:
     settings: Settings
     refreshes: list[str]
     commits: list[str]
+    channel: RecordingChannel
 
 
 def install(models_dir: Path, *pipelines: str) -> None:
@@ -124,29 +138,36 @@ def make_web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
     def make(behave: Callable[[dict[str, Any]], Awaitable[Any]], *, deadline_s: float = 20.0,
              grace_s: float = 1.0, installed: tuple[str, ...] = ("flux-dev", "flux-schnell",
-                                                                 "flux-lora", "pulid")) -> WebTier:
+                                                                 "flux-lora", "pulid"),
+             channel: RecordingChannel | None = None) -> WebTier:
         settings = deployment_settings({"RYLA_API_TOKEN": TOKEN, "RYLA_DEADLINE_S": str(deadline_s)},
                                        m.LAYOUT).model_copy(update={
             "models_dir": tmp_path / "models", "lora_dir": tmp_path / "loras", "data_dir": tmp_path / "data"})
         install(settings.models_dir, *installed)
         gpu, beats = FakeGpu(behave), FakeHeartbeats()
+        channel = channel if channel is not None else RecordingChannel()
         validator = SnapshotValidator(settings.models_dir, settings.lora_dir,
                                       refresh=lambda: m._reload_models())
+        # A GPU side that never speaks is given up on quickly here (its container "never
+        # starts"); one that speaks keeps the deployed silence window.
         runner = ModalGraphRunner(gpu, beats, validator, cold_start_s=m.COLD_START_S,
-                                  heartbeat_stale_s=m.HEARTBEAT_STALE_S, poll_slice_s=0.05,
-                                  grace_s=grace_s)
+                                  heartbeat_stale_s=m.HEARTBEAT_STALE_S, channel=channel,
+                                  poll_slice_s=0.05, grace_s=grace_s, stop_answer_s=0.2,
+                                  start_wait_s=0.5)
         client = TestClient(m.build_asgi_app(settings, runner))
         clients.append(client)
-        return WebTier(client, gpu, beats, settings, refreshes, commits)
+        return WebTier(client, gpu, beats, settings, refreshes, commits, channel)
 
     yield make
     for client in clients:
         client.close()
 
 
-def gpu_body(double: ComfyUIDouble, tmp_path: Path) -> Callable[[dict[str, Any]], Awaitable[Any]]:
-    """The real GPU method's body, on the ComfyUI double."""
-    worker = GpuWorker(double.url, models_dir=tmp_path / "gpu-models", lora_dir=tmp_path / "loras")
+def gpu_body(double: ComfyUIDouble, tmp_path: Path,
+             channel: InMemoryJobChannel | None = None) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    """The real GPU method's body, on the ComfyUI double (on `channel`, if given)."""
+    worker = GpuWorker(double.url, models_dir=tmp_path / "gpu-models", lora_dir=tmp_path / "loras",
+                       channel=channel)
     return worker.run
 
 
@@ -291,7 +312,7 @@ def test_a_gpu_function_that_cannot_be_spawned_is_a_503(make_web: Callable[..., 
     assert "control plane unreachable" in response.json()["error"]["message"]
 
 
-def test_a_job_past_its_deadline_is_cancelled_and_answered_504(
+def test_a_job_past_its_deadline_whose_gpu_side_is_silent_is_cancelled_unconfirmed(
         make_web: Callable[..., WebTier]) -> None:
     async def never(job: dict[str, Any]) -> Any:
         await asyncio.sleep(3600)
@@ -304,36 +325,119 @@ def test_a_job_past_its_deadline_is_cancelled_and_answered_504(
     assert response.status_code == 504
     error = response.json()["error"]
     assert error["code"] == "deadline_exceeded" and "fc-1" in error["message"]
+    assert "not known" in error["message"]  # never "cancelled in ComfyUI" on a guess
     [call] = web.gpu.calls
     assert call.cancelled  # the GPU is freed, not left running a job nobody waits for
     [job] = web.gpu.jobs
     assert job["deadline_at"] - web.gpu.spawned_at[0] <= deadline_s  # the GPU side was told too
 
 
-def test_delete_cancels_the_gpu_call_without_claiming_comfyui_stopped(
+def _submit(client: TestClient, body: dict[str, Any], path: str = "/flux-dev") -> str:
+    r = client.post(path, json=body, headers={**AUTH, "Prefer": "respond-async"})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    give_up = time.monotonic() + 30  # a guard against a stuck test, not a measurement
+    while not condition():
+        assert time.monotonic() < give_up, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def _ended(client: TestClient, job_id: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def ended() -> bool:
+        seen.update(client.get(f"/jobs/{job_id}", headers=AUTH).json())
+        return seen["status"] not in ("queued", "running")
+
+    _wait_until(ended, f"job {job_id} ends")
+    return seen
+
+
+def test_delete_with_a_silent_gpu_side_cancels_the_call_and_ends_cancel_unconfirmed(
         make_web: Callable[..., WebTier]) -> None:
-    """ComfyUI's word does not cross from the GPU container yet: the GPU call is cancelled,
-    and the job ends failed with its outcome unknown, never "cancelled" on a guess."""
+    """The GPU side never answers (its container never started, or died): the web tier
+    asked it on the channel, then cancels the GPU call itself, and the job ends failed
+    `cancel_unconfirmed`, never "cancelled" on a guess."""
     async def never(job: dict[str, Any]) -> Any:
         await asyncio.sleep(3600)
 
     web = make_web(never)
     with web.client as client:  # one event loop for the requests and the job they start
-        r = client.post("/flux", json={"prompt": "x"}, headers={**AUTH, "Prefer": "respond-async"})
-        assert r.status_code == 202, r.text
-        job_id = r.json()["id"]
-        give_up = time.monotonic() + 30
-        while not web.gpu.calls:
-            assert time.monotonic() < give_up, "the job never reached the GPU function"
-            time.sleep(0.02)
+        job_id = _submit(client, {"prompt": "x"}, "/flux")
+        _wait_until(lambda: bool(web.gpu.calls), "the job reaches the GPU function")
         assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 202
-        while (job := client.get(f"/jobs/{job_id}", headers=AUTH).json())["status"] in (
-                "queued", "running"):
-            assert time.monotonic() < give_up, job
-            time.sleep(0.02)
-    assert job["status"] == "failed" and job["error"]["code"] == "comfyui_unavailable"
+        job = _ended(client, job_id)
+    assert job["status"] == "failed" and job["error"]["code"] == "cancel_unconfirmed"
     assert "fc-1" in job["error"]["message"] and "not known" in job["error"]["message"]
+    assert web.channel.cancels_asked == [web.gpu.jobs[0]["channel_key"]]  # asked first
     assert web.gpu.calls[0].cancelled
+
+
+def test_delete_mid_job_is_cancelled_once_the_gpu_side_confirms(
+        make_web: Callable[..., WebTier], comfyui_double: ComfyUIDouble, tmp_path: Path) -> None:
+    """The cancel crosses to the GPU side on the channel; ComfyUI (the double) interrupts
+    the job; that confirmation is the GPU call's answer, and the GPU call itself is never
+    cancelled."""
+    channel = RecordingChannel()
+    web = make_web(gpu_body(comfyui_double, tmp_path, channel), channel=channel)
+    comfyui_double.hang_next()  # runs until interrupted
+    with web.client as client:
+        job_id = _submit(client, {"prompt": "a fox", **SMALL})
+        _wait_until(lambda: client.get(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "running",
+                    "ComfyUI's progress reaches the job through the channel")
+        assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 202
+        job = _ended(client, job_id)
+    assert job["status"] == "cancelled", job
+    assert "interrupted" in job["error"]["message"]
+    [ran] = comfyui_double.jobs
+    assert ran.status == "interrupted"
+    assert not web.gpu.calls[0].cancelled
+
+
+def test_delete_while_an_uninterruptible_node_runs_ends_succeeded_with_its_output(
+        make_web: Callable[..., WebTier], comfyui_double: ComfyUIDouble, tmp_path: Path) -> None:
+    """ComfyUI finished the job although it was asked to stop: the GPU side says so
+    (`stopped_late`), and the job is succeeded with the output ComfyUI wrote."""
+    channel = RecordingChannel()
+    web = make_web(gpu_body(comfyui_double, tmp_path, channel), channel=channel)
+    release = comfyui_double.hold_next("SaveImage")
+    try:
+        with web.client as client:
+            job_id = _submit(client, {"prompt": "a fox", **SMALL})
+            _wait_until(lambda: bool(comfyui_double.jobs)
+                        and comfyui_double.jobs[0].running_node == ["10"], "SaveImage runs")
+            _wait_until(lambda: client.get(f"/jobs/{job_id}", headers=AUTH).json()["status"]
+                        == "running", "ComfyUI's progress reaches the job")
+            assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 202
+            _wait_until(lambda: comfyui_double.jobs[0].interrupt.is_set(),
+                        "the GPU side asks ComfyUI to interrupt the job")
+            # asked to stop, not stopped: the status stays until ComfyUI says how it ended
+            assert client.get(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "running"
+            release.set()
+            job = _ended(client, job_id)
+            output = client.get(f"/jobs/{job_id}/outputs/0", headers=AUTH)
+    finally:
+        release.set()
+    assert job["status"] == "succeeded" and job["error"] is None
+    assert output.status_code == 200 and output.content.startswith(b"\x89PNG")
+    record = json.loads((web.settings.data_dir / "jobs" / f"{job_id}.json").read_text())
+    assert record["stopped_late"] is True
+    assert not web.gpu.calls[0].cancelled
+
+
+def test_a_deadline_the_gpu_side_confirms_is_a_504_saying_so(
+        make_web: Callable[..., WebTier], comfyui_double: ComfyUIDouble, tmp_path: Path) -> None:
+    channel = RecordingChannel()
+    web = make_web(gpu_body(comfyui_double, tmp_path, channel), channel=channel, deadline_s=3.0)
+    comfyui_double.hang_next()
+    response = web.client.post("/flux-dev", json={"prompt": "a fox", **SMALL}, headers=AUTH)
+    assert response.status_code == 504, response.text
+    assert "it was cancelled in ComfyUI" in response.json()["error"]["message"]
+    assert comfyui_double.jobs[0].status == "interrupted"
+    assert not web.gpu.calls[0].cancelled and channel.cancels_asked == []
 
 
 def test_the_gpu_body_refuses_a_job_that_reached_it_after_the_deadline(
