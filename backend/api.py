@@ -348,13 +348,17 @@ def _add_info_routes(app: FastAPI, settings: Settings, runner: GraphRunner,
     async def models() -> list[dict[str, Any]]:
         return await asyncio.to_thread(_models_report, settings)
 
-    @app.api_route("/health", methods=["GET", "HEAD"])  # HEAD: uptime checkers
+    @app.get("/health")
     async def health() -> dict[str, Any]:
         # never runs a graph: the studio asks this every few seconds, and on Modal it
         # must not wake a GPU (the runner reads a heartbeat instead)
         # pipelines: which have every model file installed (a deployment may hold a subset)
         return {"status": "ok", "version": _backend_version(), **await runner.health(),
                 "pipelines": await asyncio.to_thread(pipeline_readiness, settings.models_dir)}
+
+    # HEAD for uptime checkers: the same answer without its body, left out of the schema
+    # (one operation per path and method there)
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
     @app.post("/warm", status_code=202, summary="Ask for a GPU to get ready now")
     async def warm() -> dict[str, Any]:

@@ -77,6 +77,25 @@ def to_invalid_request(errors: Sequence[dict[str, Any]], model: type[BaseModel] 
         return InvalidRequest(f"{field} is required" + more, field=field)
     rule = allowed(model, top)
     got = f" (got {_short(err['input'])})" if "input" in err else ""
-    msg = str(err.get("msg", "is not valid"))
+    msg = _number_type_message(kind, err.get("input")) or str(err.get("msg", "is not valid"))
     text = f"{field}: {msg}{got}" + (f"; allowed: {rule}" if rule else "") + more
     return InvalidRequest(text, field=field)
+
+
+# pydantic's strict-mode type errors of number fields, in plain words
+_NUMBER_TYPES = {"int_type": "a whole number", "float_type": "a number",
+                 "int_from_float": "a whole number"}
+
+
+def _number_type_message(kind: str, value: Any) -> str | None:
+    """"must be a number, not true/false" for a number field given something else."""
+    wanted = _NUMBER_TYPES.get(kind)
+    if wanted is None:
+        return None
+    if isinstance(value, bool):
+        return f"must be {wanted}, not true/false"
+    if isinstance(value, str):
+        return f"must be {wanted}, not text (send it without quotes)"
+    if isinstance(value, float):
+        return f"must be {wanted}, not a fraction"
+    return f"must be {wanted}"

@@ -23,26 +23,15 @@ def backend_status(client: RylaClient) -> str:
     state = str(health.get("status", "ok")) if isinstance(health, dict) else "ok"
     css = "ryla-up" if state == "ok" else "ryla-warn"
     return (f'<span class="ryla-status {css}">● Backend {html.escape(state)}</span> at '
-            f"<code>{url}</code>{_generation_note(health)}{_pipelines_note(client)}")
+            f"<code>{url}</code>{_generation_note(health)}{_pipelines_note(health)}")
 
 
-def pipeline_readiness(models: list[dict]) -> dict[str, bool]:
-    """Each pipeline of GET /models: True when every model file it needs is present."""
-    ready: dict[str, bool] = {}
-    for row in models:
-        present = bool(row.get("present", row.get("status") == "present"))
-        for pipeline in row.get("pipelines") or ():
-            ready[pipeline] = ready.get(pipeline, True) and present
-    return ready
-
-
-def _pipelines_note(client: RylaClient) -> str:
-    """Which pipelines can run, and which wait for an operator to install models."""
-    try:
-        ready = pipeline_readiness(client.models())
-    except BackendError:
-        return ""
-    if not ready:
+def _pipelines_note(health: Any) -> str:
+    """Which pipelines can run, and which wait for an operator to install models: /health's
+    `pipelines` map (every model file of a pipeline installed or not), so the status check
+    stays one cheap request."""
+    ready = health.get("pipelines") if isinstance(health, dict) else None
+    if not isinstance(ready, dict) or not ready:
         return ""
     ok = [name for name, yes in ready.items() if yes]
     missing = [name for name, yes in ready.items() if not yes]
