@@ -30,6 +30,7 @@ WHEELS=(
   python_dotenv==1.2.4 python_multipart==0.0.34 simpleeval==1.0.8 spandrel==0.4.2
   sqlalchemy==2.1.9 starlette==1.10.0 torchsde==0.2.6 trampoline==0.1.2
   typing_inspection==0.4.5 uvicorn==0.54.0 websockets==17.4
+  sse_starlette==3.7.0 sseclient_py==1.9.0 safetensors==0.8.0
   insightface==2.1 facexlib==0.3.0 filterpy==1.4.5 ftfy==6.3.1 wcwidth==0.2.13
 )
 for w in "${WHEELS[@]}"; do

@@ -83,7 +83,7 @@ start_stack() { # $1 label, rest: ComfyUI arguments (--prefetch*=, --warm-up= go
   for i in $(seq 1 1200); do grep -q comfyui_ready_s $W/stack-$label.out 2>/dev/null && break
     pgrep -f benchmarks.rehearsal.stack >/dev/null || break; sleep 0.25; done
   head -1 $W/stack-$label.out | grep -q comfyui_ready_s \
-    || { echo "stack did not start"; tail -30 $W/stack-$label.out $W/comfy-$label.log; return 1; }
+    || { echo "stack did not start"; tail -n 30 $W/stack-$label.out $W/comfy-$label.log; return 1; }
   echo "$label: $(head -1 $W/stack-$label.out | cut -c1-400)"
 }
 
