@@ -76,6 +76,7 @@ class Action:
         self._step_seconds: list[float] = []
         self._last_step: dict[str, tuple[int, float]] = {}
         self._started = clock()
+        self._asked = 0  # submissions begun: each job's index, also when they run in parallel
         self._preview_of: str | None = None
         self.on_submit: Callable[[JobState], None] | None = None
 
@@ -86,12 +87,14 @@ class Action:
         with self._lock:
             if self.stopping.is_set():
                 raise Stopped()
-            index = len(self.jobs) + 1
+            self._asked += 1
+            index = self._asked
         job = self.client.submit(request)
         state = JobState(id=str(job["id"]), index=index, job=job,
                          status=str(job.get("status", "queued")), submitted_at=self.clock())
         with self._lock:
             self.jobs.append(state)
+            self.jobs.sort(key=lambda s: s.index)
         if self.on_submit is not None:
             self.on_submit(state)
         self.changed.set()
@@ -132,8 +135,6 @@ class Action:
                 if isinstance(step, int):
                     self._measure(state.id, step, now)
                     state.step = step
-                if state.status == "queued":
-                    state.status = "running"
             elif event == "preview" and isinstance(data, dict) and data.get("image"):
                 state.preview = str(data["image"])
                 self._preview_of = state.id
@@ -186,17 +187,33 @@ class Action:
         self.changed.set()
         return [(s, verdict(s)) for s in live]
 
+    def _stopped_html(self, jobs: list[JobState], made: int | None = None) -> str:
+        """What Stop found, per job it asked to stop; said by the page's generator and by
+        the Stop button alike, so that whichever lands last tells the same."""
+        asked = [s for s in jobs if s.stop_asked]
+        head = (f"Stopped: {made} of {self.total} images made, kept in History."
+                if made is not None else "Stopping: asked ComfyUI to stop every job still running.")
+        if not asked:
+            return f'<div class="ryla-progress ryla-stopped">{head}</div>'
+        rows = "".join(f"<li>image {s.index}: {html.escape(verdict(s))}</li>" for s in asked)
+        return (f'<div class="ryla-progress ryla-stopped">{head} What ComfyUI confirmed:'
+                f"<ul>{rows}</ul></div>")
+
     # -- what the page shows ---------------------------------------------------------------
 
     def view(self) -> str:
-        """The progress line and the live preview, as HTML."""
+        """The progress line and the live preview, as HTML; once stopped, what ComfyUI
+        confirmed for each job."""
+        if self.stopping.is_set():
+            with self._lock:
+                return self._stopped_html(list(self.jobs))
         with self._lock:
             jobs = list(self.jobs)
             done = sum(s.ended for s in jobs)
             running = [s for s in jobs if s.status == "running"]
             preview = next((s.preview for s in jobs if s.id == self._preview_of), None)
             eta = self._eta(jobs)
-        current = running[-1] if running else None
+        current = running[0] if running else None  # one GPU: the oldest runs first
         parts = [f"Image {min(done + 1, self.total)} of {self.total}"]
         if current is not None and current.step is not None and current.steps:
             parts.append(f"step {current.step} of {current.steps}")
@@ -230,23 +247,14 @@ class Action:
             if not state.ended:
                 remaining += (state.steps or steps_each) - (state.step or 0)
         remaining += steps_each * max(0, self.total - len(jobs))
-        return remaining * per_step
+        return remaining * per_step if remaining > 0 else None
 
     def final_text(self, made: int) -> str:
-        """The panel's last line once every job has ended."""
+        """The panel's last word once every job has ended."""
         if self.stopping.is_set():
-            text = f"Stopped: {made} of {self.total} images made, kept in History."
-        else:
-            text = f"Done: {made} of {self.total} images."
-        return f'<div class="ryla-progress">{text}</div>'
-
-    def stopped_text(self, verdicts: list[tuple[JobState, str]]) -> str:
-        """What Stop found, per job, as HTML."""
-        if not verdicts:
-            return '<div class="ryla-progress">Stopped: every job had already ended.</div>'
-        rows = "".join(f"<li>image {s.index}: {html.escape(v)}</li>" for s, v in verdicts)
-        return (f'<div class="ryla-progress ryla-stopped">Stopped. What ComfyUI confirmed:'
-                f"<ul>{rows}</ul>Images already made are kept in History.</div>")
+            with self._lock:
+                return self._stopped_html(list(self.jobs), made)
+        return f'<div class="ryla-progress">Done: {made} of {self.total} images.</div>'
 
 
 def verdict(state: JobState) -> str:
@@ -258,6 +266,8 @@ def verdict(state: JobState) -> str:
     if state.status == "failed":
         message = (state.job.get("error") or {}).get("message") or "failed"
         return f"not stopped cleanly: {message}"
+    if not state.ended and state.status != "unknown":
+        return "waiting for ComfyUI's word…"
     return "unknown: ComfyUI has not said yet (History will show its end)"
 
 
@@ -312,7 +322,8 @@ class Running:
             action = self._by_session.get(session or "")
         if action is None:
             return '<div class="ryla-progress">Nothing is running here.</div>'
-        return action.stopped_text(action.stop())
+        action.stop()
+        return action.view()
 
 
 @dataclass
