@@ -169,6 +169,15 @@ def test_a_sheet_in_one_page_is_live_in_another_and_says_it_was_stopped(
     watcher.close()
 
 
+def type_and_make_an_image(page, prompt: str) -> None:
+    """Type a prompt key by key, as a creator does, and wait for its image."""
+    open_tab(page, "Flux Dev")
+    page.get_by_label("Schnell").check()
+    page.locator("#flux-prompt textarea").press_sequentially(prompt)
+    page.click("#flux-generate")
+    sync_api.expect(page.locator("#flux-progress")).to_contain_text("Done: 1 of 1")
+
+
 # -- warm on intent -------------------------------------------------------------------------
 
 
@@ -181,11 +190,7 @@ def test_warm_once_on_open_and_not_again_within_the_window(browser, counted_back
         sync_api.expect(page.locator("#gpu-status")).to_contain_text("GPU ready")
         # Typing a prompt within the window asks nothing more; an image made after it shows
         # the page went on working (its requests came after the typing's).
-        open_tab(page, "Flux Dev")
-        page.get_by_label("Schnell").check()
-        page.locator("#flux-prompt textarea").press_sequentially("a quiet harbour")
-        page.click("#flux-generate")
-        sync_api.expect(page.locator("#flux-progress")).to_contain_text("Done: 1 of 1")
+        type_and_make_an_image(page, "a quiet harbour")
         assert WarmCounter.count == 1
         # A second page is a second creator: it asks once too.
         other = open_page(browser, studio.url)
@@ -216,10 +221,6 @@ def test_no_warm_with_prewarm_off(browser, counted_backend, tmp_path: Path,  # n
     with running_studio(counted_backend.url, tmp_path / "studio") as studio:
         page = open_page(browser, studio.url)
         assert page.locator("#ryla-warm-trigger").count() == 0
-        open_tab(page, "Flux Dev")
-        page.get_by_label("Schnell").check()
-        page.locator("#flux-prompt textarea").press_sequentially("a cold harbour")
-        page.click("#flux-generate")
-        sync_api.expect(page.locator("#flux-progress")).to_contain_text("Done: 1 of 1")
+        type_and_make_an_image(page, "a cold harbour")
         assert WarmCounter.count == 0
         page.close()

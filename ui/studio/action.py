@@ -352,3 +352,23 @@ class ActionPanel:
 
         self.stop.click(stop, outputs=self.progress, cancels=[generation],
                         api_name=f"stop_{self.kind}", concurrency_limit=None)
+
+
+class JobsTab:
+    """A tab whose action runs as backend jobs: its client, history, fields (the class's
+    `FIELDS` unless given), the GPU line's state, and the page's running action."""
+
+    FIELDS: tuple[Any, ...] = ()
+
+    def __init__(self, client: RylaClient, history: Any, fields: tuple[Any, ...] | None = None,
+                 gpu: GpuState | None = None) -> None:
+        self.client, self.history, self.gpu = client, history, gpu
+        self.fields = self.FIELDS if fields is None else fields
+        self.running = Running()
+
+    def generate(self, values: dict[str, Any], progress: Any,
+                 session: str | None = None) -> Any:
+        """The click: the tab's work, with problems shown by their field (problems.py)."""
+        from ui.studio.problems import guarded
+
+        yield from guarded(self.fields, self.made, self.notice, self._generate(values, session))

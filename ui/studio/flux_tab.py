@@ -9,15 +9,12 @@ from typing import Any
 import gradio as gr
 from pydantic import BaseModel
 
-from ui.client import RylaClient
-from ui.studio.action import ActionPanel, Running
+from ui.studio.action import ActionPanel, JobsTab
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
 from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History
-from ui.studio.problems import Notice, guarded
+from ui.studio.problems import Notice
 from ui.studio.seeds import parse_seed, seed_field, seed_text
 from ui.studio.sizes import size_field
-from ui.studio.warm import GpuState
 from workflows.registry import ROUTES
 from workflows.request_models import FluxDevRequest
 
@@ -55,17 +52,10 @@ def request_model(choice: str | None) -> type[BaseModel]:
     return ROUTES[route].request_model
 
 
-class FluxTab:
+class FluxTab(JobsTab):
     kind, title = "flux", "Flux Dev"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS, gpu: GpuState | None = None) -> None:
-        self.client, self.history, self.fields, self.gpu = client, history, fields, gpu
-        self.running = Running()
-
-    def generate(self, values: Values, progress: gr.Progress,
-                 session: str | None = None) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, session))
+    FIELDS = FIELDS
 
     def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         params = {"tab": self.kind, **stored(self.fields, values)}

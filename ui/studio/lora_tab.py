@@ -9,16 +9,14 @@ from typing import Any
 import gradio as gr
 from pydantic import BaseModel
 
-from ui.client import BackendError, RylaClient
-from ui.studio.action import ActionPanel, Running
+from ui.client import BackendError
+from ui.studio.action import ActionPanel, JobsTab
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
 from ui.studio.feedback import backend_error
 from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History
-from ui.studio.problems import FieldProblem, Notice, guarded
+from ui.studio.problems import FieldProblem, Notice
 from ui.studio.seeds import seed_field
 from ui.studio.sizes import size_field
-from ui.studio.warm import GpuState
 from workflows.request_models import FluxLoraRequest
 
 FIELDS: tuple[Field, ...] = (
@@ -37,17 +35,10 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-class LoraTab:
+class LoraTab(JobsTab):
     kind, title = "lora", "LoRA"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS, gpu: GpuState | None = None) -> None:
-        self.client, self.history, self.fields, self.gpu = client, history, fields, gpu
-        self.running = Running()
-
-    def generate(self, values: Values, progress: gr.Progress,
-                 session: str | None = None) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, session))
+    FIELDS = FIELDS
 
     def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         if not values.get("lora_id"):

@@ -12,19 +12,17 @@ from typing import Any
 
 import gradio as gr
 
-from ui.client import RylaClient
-from ui.studio.action import Action, ActionPanel, Running
+from ui.studio.action import Action, ActionPanel, JobsTab
 from ui.face.consistency import DEFAULT_THRESHOLD
 from ui.prompts import SHEET_VARIATIONS, SheetVariation
 from ui.studio.batch import GENERATION_EVENT, PRIVATE
 from ui.studio.feedback import GalleryItem, badge, pct, summary_text
 from ui.studio.fields import UNCHANGED, Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History, HistoryItem
-from ui.studio.problems import FieldProblem, Notice, TabProblem, guarded
+from ui.studio.history import HistoryItem
+from ui.studio.problems import FieldProblem, Notice, TabProblem
 from ui.studio.seeds import random_seed, seed_field, seed_text
 from ui.studio.review_panel import ReviewPanel
 from ui.studio.sizes import size_field
-from ui.studio.warm import GpuState
 from workflows.request_models import CharacterRequest
 
 MAX_SHEET_PROMPTS = 10
@@ -84,17 +82,10 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-class SheetTab:
+class SheetTab(JobsTab):
     kind, title = "sheet", "Character sheet"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS, gpu: GpuState | None = None) -> None:
-        self.client, self.history, self.fields, self.gpu = client, history, fields, gpu
-        self.running = Running()
-
-    def generate(self, values: Values, progress: gr.Progress,
-                 session: str | None = None) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, session))
+    FIELDS = FIELDS
 
     def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         from ui.sheet import ReferenceRejected, check_reference
