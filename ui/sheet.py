@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ui.client import BackendError, RylaClient, extension_for, image_data_url
+from ui.client import BackendError, GenerationResult, RylaClient, extension_for, image_data_url
 from ui.prompts import SheetVariation
 from workflows.request_models import MAX_IMAGE_PIXELS, CharacterRequest
 
@@ -141,11 +141,15 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
                    out_dir: Path, *, method: SheetMethod = "instantid", concurrency: int = 4,
                    threshold: float = 0.6, options: Mapping[str, Any] | None = None,
                    score: bool = True,
-                   on_item: Callable[[SheetItem], None] | None = None) -> SheetRun:
+                   on_item: Callable[[SheetItem], None] | None = None,
+                   run_item: Callable[[SheetItem, CharacterRequest], GenerationResult] | None = None,
+                   ) -> SheetRun:
     """Generate, save and score a character sheet into `out_dir`.
 
     Writes the images, `sheet.json` (every item, with the error of those that failed)
     and, when at least one image was made, the face-consistency report files.
+    `run_item` makes one image instead of `client.generate` (the studio runs each as a
+    job it follows and can stop); a BackendError it raises is recorded on the item.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -155,7 +159,7 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(pair: tuple[SheetItem, CharacterRequest]) -> SheetItem:
-        item = _generate_item(client, *pair, out_dir)
+        item = _generate_item(client, *pair, out_dir, run_item)
         if on_item is not None:
             on_item(item)
         return item
@@ -174,11 +178,13 @@ def generate_sheet(client: RylaClient, reference: Path, prompts: Sequence[str | 
 
 
 def _generate_item(client: RylaClient, item: SheetItem, request: CharacterRequest,
-                   out_dir: Path) -> SheetItem:
+                   out_dir: Path,
+                   run_item: Callable[[SheetItem, CharacterRequest], GenerationResult] | None = None,
+                   ) -> SheetItem:
     """One image of the sheet, saved; a backend error is recorded on the item, not raised."""
     start = time.perf_counter()
     try:
-        result = client.generate(request)
+        result = run_item(item, request) if run_item is not None else client.generate(request)
     except BackendError as exc:
         item.error_code, item.error = exc.code, exc.message
     else:

@@ -33,6 +33,7 @@ from ui.studio.lora_tab import LoraTab
 from ui.studio.review_tab import ReviewTab
 from ui.studio.sheet_tab import SheetTab
 from ui.studio.status import backend_status
+from ui.studio.warm import GpuState, Prewarm, PrewarmSettings
 
 CSS_PATH = Path(__file__).with_name("studio.css")
 DEFAULT_USER = "ryla"
@@ -46,20 +47,24 @@ DEMO_BANNER = ("**Demo:** the images here are placeholders from a demo backend w
 
 def build_app(client: RylaClient, history: History, *, status_every: float = 15.0,
               fields: Mapping[str, tuple[Field, ...]] | None = None,
-              demo: bool = False) -> gr.Blocks:
+              demo: bool = False, prewarm: PrewarmSettings | None = None) -> gr.Blocks:
     """The studio as a `gr.Blocks`, not launched (tests launch it on a free port).
     `fields` replaces a tab's field spec by its kind ("flux", "sheet", "lora", "review");
-    `demo` shows a banner saying that the images are placeholders (`make demo`)."""
+    `demo` shows a banner saying that the images are placeholders (`make demo`);
+    `prewarm` (default from the environment: RYLA_STUDIO_PREWARM...) warms on intent."""
     spec = dict(fields or {})
+    gpu = GpuState()
+    warm = Prewarm(client, gpu, prewarm or PrewarmSettings.from_env())
 
     def own(kind: str) -> dict[str, Any]:
         return {"fields": spec[kind]} if kind in spec else {}
 
-    flux, sheet = FluxTab(client, history, **own("flux")), SheetTab(client, history, **own("sheet"))
-    lora, review = LoraTab(client, history, **own("lora")), ReviewTab(history, **own("review"))
-    past = HistoryTab(history)
+    flux = FluxTab(client, history, gpu=gpu, **own("flux"))
+    sheet = SheetTab(client, history, gpu=gpu, **own("sheet"))
+    lora, review = LoraTab(client, history, gpu=gpu, **own("lora")), ReviewTab(history, **own("review"))
+    past = HistoryTab(history, client)
     with gr.Blocks(title="RYLA Studio") as app:
-        status, timer = _header(status_every)
+        status, gpu_line, timer = _header(status_every)
         if demo:
             gr.Markdown(DEMO_BANNER, elem_id="demo-banner")
         with gr.Tabs(selected=flux.kind) as tabs:
@@ -72,19 +77,29 @@ def build_app(client: RylaClient, history: History, *, status_every: float = 15.
                                      [review.made["reference_image"], review.made["images"]]))
         # The status line on load, then polled so that it follows the backend coming up
         # or going away.
-        check = {"fn": lambda: backend_status(client), "outputs": status, "show_progress": "hidden"}
+        check = {"fn": lambda: (backend_status(client, gpu), gpu.header_html()),
+                 "outputs": [status, gpu_line], "show_progress": "hidden"}
         timer.tick(**check, api_name="backend_status_tick", **PRIVATE)
         app.load(**check, **PRIVATE)
+        if warm.settings.enabled:
+            # The page's own script decides when (open, typing, upload: once per window)
+            # and clicks this hidden trigger; the page's last ask is kept for the server's guard.
+            trigger = gr.Button("warm", elem_id="ryla-warm-trigger", visible="hidden")
+            asked_at = gr.State(None)
+            trigger.click(warm.warm, inputs=asked_at, outputs=[gpu_line, asked_at],
+                          show_progress="hidden", concurrency_limit=None, **PRIVATE)
+            app.load(None, js=warm.page_script(), **PRIVATE)
         past.on_load(app)
         lora.on_load(app)
     return app
 
 
-def _header(status_every: float) -> tuple[gr.HTML, gr.Timer]:
+def _header(status_every: float) -> tuple[gr.HTML, gr.HTML, gr.Timer]:
     with gr.Row(elem_classes=["ryla-header"]):
         gr.Markdown("## RYLA Studio", elem_id="ryla-title")
+        gpu_line = gr.HTML("", elem_id="gpu-status")
         status = gr.HTML("Backend: checking…", elem_id="backend-status")
-    return status, gr.Timer(status_every)
+    return status, gpu_line, gr.Timer(status_every)
 
 
 def launch_options(history: History) -> dict[str, Any]:

@@ -182,30 +182,42 @@ def place(fields: Sequence[Field], prefix: str, section: str = "main",
 # -- values by name --------------------------------------------------------------------
 
 
-def by_name(fn: Callable[..., Any], names: Sequence[str]) -> Callable[..., Any]:
+def by_name(fn: Callable[..., Any], names: Sequence[str], *,
+            session: bool = False) -> Callable[..., Any]:
     """`fn(values, progress)` as a Gradio function of one parameter per name (the event's
-    inputs, in this order), so that callbacks and the API name every value."""
+    inputs, in this order), so that callbacks and the API name every value. `session`:
+    `fn(values, progress, session)` with the page's Gradio session id (what its Stop
+    button finds the running action by)."""
     parameters = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
     parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                         default=gr.Progress()))
+    if session:
+        parameters.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=None, annotation=gr.Request))
     signature = inspect.Signature(parameters)
 
-    def split(args: tuple, kwargs: dict) -> tuple[Values, Any]:
+    def split(args: tuple, kwargs: dict) -> tuple[Values, tuple[Any, ...]]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = dict(bound.arguments)
-        return values, values.pop("progress")
+        extra: tuple[Any, ...] = (values.pop("progress"),)
+        if session:
+            request = values.pop("request")
+            extra += (getattr(request, "session_hash", None),)
+        return values, extra
 
     if inspect.isgeneratorfunction(fn):
         def call(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            values, progress = split(args, kwargs)
-            yield from fn(values, progress)
+            values, extra = split(args, kwargs)
+            yield from fn(values, *extra)
     else:
         def call(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            values, progress = split(args, kwargs)
-            return fn(values, progress)
+            values, extra = split(args, kwargs)
+            return fn(values, *extra)
 
     call.__signature__ = signature  # type: ignore[attr-defined]
+    if session:  # Gradio finds gr.Request by the annotation
+        call.__annotations__ = {"request": gr.Request}
     call.__name__ = getattr(fn, "__name__", "call")
     return call
 

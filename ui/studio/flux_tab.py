@@ -9,11 +9,10 @@ from typing import Any
 import gradio as gr
 from pydantic import BaseModel
 
-from ui.client import RylaClient
+from ui.studio.action import ActionPanel, JobsTab
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
 from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History
-from ui.studio.problems import Notice, guarded
+from ui.studio.problems import Notice
 from ui.studio.seeds import parse_seed, seed_field, seed_text
 from ui.studio.sizes import size_field
 from workflows.registry import ROUTES
@@ -53,17 +52,12 @@ def request_model(choice: str | None) -> type[BaseModel]:
     return ROUTES[route].request_model
 
 
-class FluxTab:
+class FluxTab(JobsTab):
     kind, title = "flux", "Flux Dev"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS) -> None:
-        self.client, self.history, self.fields = client, history, fields
+    FIELDS = FIELDS
 
-    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
-
-    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+    def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         params = {"tab": self.kind, **stored(self.fields, values)}
         model = request_model(params.get("model"))
         fields = {name: value for name, value in request_values(params, model).items()
@@ -73,9 +67,11 @@ class FluxTab:
             return model(**{**fields, "seed": image_seed})
 
         batch: Batch = generate_batch(self.client, self.history, self.kind, make,
-                                      params.get("seed"), params.get("batch", 1), params, progress)
-        for gallery, rows, seed in batch:
-            yield {self.gallery: gallery, self.details: rows, self.last_seed: seed_text(seed)}
+                                      params.get("seed"), params.get("batch", 1), params,
+                                      self.running, session, self.gpu)
+        for gallery, rows, seed, line in batch:
+            yield {self.gallery: gallery, self.details: rows, self.panel.progress: line,
+                   **({self.last_seed: seed_text(seed)} if seed is not None else {})}
 
     @staticmethod
     def reuse_seed(last_seed: str | None) -> str:
@@ -110,7 +106,8 @@ class FluxTab:
         with gr.Row():
             with gr.Column(scale=2):
                 self.made = place(self.fields, "flux", extras={"seed": self._reuse_button})
-                self.run = gr.Button("Generate", variant="primary", elem_id="flux-generate")
+                self.panel = ActionPanel.build("flux", "Generate")
+                self.run = self.panel.run
                 self.notice = Notice.build("flux")
             with gr.Column(scale=3):
                 self.gallery = gr.Gallery(label="Results", columns=2, height=520,
@@ -127,10 +124,12 @@ class FluxTab:
 
     def wire(self, tabs: gr.Tabs) -> None:
         names = [f.name for f in self.fields]
-        self.run.click(by_name(self.generate, names), inputs=inputs(self.fields, self.made),
-                       outputs=[self.gallery, self.details, self.last_seed, *self.notice.outputs,
-                                *inputs(self.fields, self.made)],
-                       api_name="generate_flux", **GENERATION_EVENT)
+        generation = self.run.click(
+            by_name(self.generate, names, session=True), inputs=inputs(self.fields, self.made),
+            outputs=[self.gallery, self.details, self.last_seed, *self.notice.outputs,
+                     *inputs(self.fields, self.made), self.panel.progress],
+            api_name="generate_flux", show_progress="hidden", **GENERATION_EVENT)
+        self.panel.wire(self.running, generation)
         self.reuse.click(self.reuse_seed, inputs=self.last_seed, outputs=self.made["seed"],
                          api_name="reuse_seed")
         if "model" in self.made:

@@ -44,6 +44,11 @@ class HistoryItem:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None  # reference face file name, for sheet/review items
+    # "running" while its jobs run; then "done", "stopped" (Stop pressed) or "interrupted"
+    # (the studio ended before its jobs did: what they made was fetched from the backend)
+    state: str = "done"
+    # the backend jobs of the run: {"id", "status", "file" (its image here, once saved)}
+    jobs: list[dict[str, Any]] = field(default_factory=list)
     folder: Path | None = field(default=None, compare=False)
 
     def paths(self) -> list[Path]:
@@ -69,6 +74,8 @@ class HistoryItem:
             outputs=list(data.get("outputs", [])),
             summary=dict(data.get("summary", {})),
             reference=data.get("reference"),
+            state=str(data.get("state", "done")),
+            jobs=list(data.get("jobs", [])),
             folder=folder,
         )
 
@@ -80,6 +87,9 @@ class History:
         self.root = Path(root).expanduser() if root is not None else default_data_dir()
         self.items_dir = self.root / "history"
         self.items_dir.mkdir(parents=True, exist_ok=True)
+        # Items whose jobs a worker of this process follows; an item left "running" that
+        # is not here was cut off (the studio stopped) and is settled from the backend.
+        self.followed: set[str] = set()
 
     def create(self, kind: str, params: dict[str, Any]) -> HistoryItem:
         """A new, empty item with its folder, for runs that write their own files there

@@ -9,12 +9,12 @@ from typing import Any
 import gradio as gr
 from pydantic import BaseModel
 
-from ui.client import BackendError, RylaClient
+from ui.client import BackendError
+from ui.studio.action import ActionPanel, JobsTab
 from ui.studio.batch import GENERATION_EVENT, PRIVATE, Batch, generate_batch
 from ui.studio.feedback import backend_error
 from ui.studio.fields import Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History
-from ui.studio.problems import FieldProblem, Notice, guarded
+from ui.studio.problems import FieldProblem, Notice
 from ui.studio.seeds import seed_field
 from ui.studio.sizes import size_field
 from workflows.request_models import FluxLoraRequest
@@ -35,17 +35,12 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-class LoraTab:
+class LoraTab(JobsTab):
     kind, title = "lora", "LoRA"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS) -> None:
-        self.client, self.history, self.fields = client, history, fields
+    FIELDS = FIELDS
 
-    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
-
-    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+    def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         if not values.get("lora_id"):
             raise FieldProblem("lora_id", "choose a LoRA (refresh the list, or upload one)")
         params = {"tab": self.kind, **stored(self.fields, values)}
@@ -57,9 +52,10 @@ class LoraTab:
             return FluxLoraRequest(**{**fields, "seed": image_seed})
 
         batch: Batch = generate_batch(self.client, self.history, self.kind, make,
-                                      params.get("seed"), params.get("batch", 1), params, progress)
-        for gallery, rows, _ in batch:
-            yield {self.gallery: gallery, self.details: rows}
+                                      params.get("seed"), params.get("batch", 1), params,
+                                      self.running, session, self.gpu)
+        for gallery, rows, _, line in batch:
+            yield {self.gallery: gallery, self.details: rows, self.panel.progress: line}
 
     # -- the store -----------------------------------------------------------------------
 
@@ -130,8 +126,8 @@ class LoraTab:
                     self.upload_result = gr.Markdown(elem_id="lora-upload-result")
             with gr.Column(scale=2):
                 self.made = place(self.fields, "lora")
-                self.run = gr.Button("Generate with LoRA", variant="primary",
-                                     elem_id="lora-generate")
+                self.panel = ActionPanel.build("lora", "Generate with LoRA")
+                self.run = self.panel.run
                 self.notice = Notice.build("lora")
         self.gallery = gr.Gallery(
             label="Results", columns=4, height=420, object_fit="contain",
@@ -151,11 +147,13 @@ class LoraTab:
         self.upload.click(self.upload_lora,
                           inputs=[self.upload_file, self.upload_id, self.upload_trigger],
                           outputs=[self.upload_result, *self.listing], api_name="upload_lora")
-        self.run.click(by_name(self.generate, [f.name for f in self.fields]),
-                       inputs=inputs(self.fields, self.made),
-                       outputs=[self.gallery, self.details, *self.notice.outputs,
-                                *inputs(self.fields, self.made)],
-                       api_name="generate_lora", **GENERATION_EVENT)
+        generation = self.run.click(
+            by_name(self.generate, [f.name for f in self.fields], session=True),
+            inputs=inputs(self.fields, self.made),
+            outputs=[self.gallery, self.details, *self.notice.outputs,
+                     *inputs(self.fields, self.made), self.panel.progress],
+            api_name="generate_lora", show_progress="hidden", **GENERATION_EVENT)
+        self.panel.wire(self.running, generation)
 
     def on_load(self, app: gr.Blocks) -> None:
         # No backend must not pop errors on load: quietly here, loudly from the button.

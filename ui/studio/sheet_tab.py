@@ -12,14 +12,14 @@ from typing import Any
 
 import gradio as gr
 
-from ui.client import RylaClient
+from ui.studio.action import Action, ActionPanel, JobsTab
 from ui.face.consistency import DEFAULT_THRESHOLD
 from ui.prompts import SHEET_VARIATIONS, SheetVariation
 from ui.studio.batch import GENERATION_EVENT, PRIVATE
 from ui.studio.feedback import GalleryItem, badge, pct, summary_text
 from ui.studio.fields import UNCHANGED, Field, Values, by_name, inputs, place, request_values, stored
-from ui.studio.history import History, HistoryItem
-from ui.studio.problems import FieldProblem, Notice, TabProblem, guarded
+from ui.studio.history import HistoryItem
+from ui.studio.problems import FieldProblem, Notice, TabProblem
 from ui.studio.seeds import random_seed, seed_field, seed_text
 from ui.studio.review_panel import ReviewPanel
 from ui.studio.sizes import size_field
@@ -82,17 +82,12 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-class SheetTab:
+class SheetTab(JobsTab):
     kind, title = "sheet", "Character sheet"
 
-    def __init__(self, client: RylaClient, history: History,
-                 fields: tuple[Field, ...] = FIELDS) -> None:
-        self.client, self.history, self.fields = client, history, fields
+    FIELDS = FIELDS
 
-    def generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
-        yield from guarded(self.fields, self.made, self.notice, self._generate(values, progress))
-
-    def _generate(self, values: Values, progress: gr.Progress) -> Iterator[dict[Any, Any]]:
+    def _generate(self, values: Values, session: str | None) -> Iterator[dict[Any, Any]]:
         from ui.sheet import ReferenceRejected, check_reference
 
         reference = values.get("reference_image")
@@ -108,7 +103,7 @@ class SheetTab:
                                              skip=("prompt", "method", "reference_image")),
                             "prompt": prompts[0] if isinstance(prompts[0], str) else prompts[0].prompt,
                             "reference_image": "checked below", "method": "instantid"})
-        progress(0, desc="Checking the reference face")
+        yield {self.panel.progress: '<div class="ryla-progress">Checking the reference face…</div>'}
         try:
             check_reference(Path(reference))
         except ReferenceRejected as exc:
@@ -119,24 +114,33 @@ class SheetTab:
             params["seed"] = random_seed()
         item = self.history.create(self.kind, params)
         ref_copy = _keep_reference(item, reference)
+        item.state = "running"
         self.history.update(item)
+        self.history.followed.add(item.id)
         total = len(prompts) * (2 if params["method"] == "both" else 1)
-        run = yield from self._stream(item, ref_copy, prompts, params, total, progress)
-        self._record(item, run)
-        yield self._show(str(ref_copy), _sheet_gallery(run), _sheet_summary(run),
-                         _sheet_rows(run.items, run))
-        if not run.succeeded:
+        action = Action(self.client, total, self.gpu)
+        self.running.start(session, action)
+        run = yield from self._stream(item, ref_copy, prompts, params, action, session)
+        summary = _sheet_summary(run)
+        if action.stopping.is_set():
+            summary = f"**Stopped:** {len(run.succeeded)} of {total} images made.\n\n" + summary
+        yield {**self._show(str(ref_copy), _sheet_gallery(run), summary, _sheet_rows(run.items, run)),
+               self.panel.progress: action.final_text(len(run.succeeded))}
+        if not run.succeeded and not action.stopping.is_set():
             first = run.failed[0] if run.failed else None
             raise TabProblem("No image was generated",
                              first.error if first and first.error else "nothing came back")
 
     def _show(self, reference: str, gallery: list[GalleryItem], summary: str,
               rows: list[list[Any]]) -> dict[Any, Any]:
-        return dict(zip(self.panel.outputs, (reference, gallery, summary, rows)))
+        return dict(zip(self.sheet.outputs, (reference, gallery, summary, rows)))
 
     def _stream(self, item: HistoryItem, ref_copy: Path, prompts: list[Any], params: Values,
-                total: int, progress: gr.Progress) -> Any:
-        """Run the sheet in a thread and yield each image as it lands; returns the run."""
+                action: Action, session: str | None) -> Any:
+        """Run the sheet in a worker thread, each image a job it follows, and yield the
+        images as they land with the progress panel; returns the run. The worker, not
+        this generator, records the run in the history: a page closed meanwhile (which
+        ends this generator) loses nothing."""
         # Imported here: ui.sheet pulls in the face models only when a sheet is scored.
         from ui.sheet import SheetItem, generate_sheet
 
@@ -144,37 +148,74 @@ class SheetTab:
                                  skip=("prompt", "method", "reference_image"))
         arrived: queue.Queue[SheetItem] = queue.Queue()
         outcome: dict[str, Any] = {}
+        record_lock = threading.Lock()
+
+        def run_item(sheet_item: SheetItem, request: CharacterRequest) -> Any:
+            state = action.submit(request)
+            with record_lock:
+                item.jobs.append({"id": state.id, "status": state.status, "file": None,
+                                  "index": sheet_item.index})
+                self.history.update(item)
+            try:
+                return action.follow(state)
+            finally:
+                with record_lock:
+                    next(j for j in item.jobs if j["id"] == state.id)["status"] = state.status
+                    self.history.update(item)
+
+        def landed(sheet_item: SheetItem) -> None:
+            if sheet_item.ok:
+                with record_lock:
+                    for job in item.jobs:
+                        if job["id"] == sheet_item.request_id:
+                            job["file"] = Path(str(sheet_item.path)).name
+                    item.files.append(Path(str(sheet_item.path)).name)
+                    item.outputs.append({"method": sheet_item.method, "name": sheet_item.name,
+                                         "seed": sheet_item.seed, "request_id": sheet_item.request_id,
+                                         "caption": f"{sheet_item.method} · {sheet_item.name} · "
+                                                    f"seed {seed_text(sheet_item.seed)}"})
+                    self.history.update(item)
+            arrived.put(sheet_item)
 
         def work() -> None:
             try:
-                outcome["run"] = generate_sheet(
+                outcome["run"] = run = generate_sheet(
                     self.client, ref_copy, prompts, item.folder, method=params["method"],
                     concurrency=SHEET_CONCURRENCY, threshold=float(params["threshold"]),
-                    options=options, on_item=arrived.put)
+                    options=options, on_item=landed, run_item=run_item)
+                with record_lock:
+                    self._record(item, run, "stopped" if action.stopping.is_set() else "done")
             except Exception as exc:  # raised again below, where the tab shows it
                 outcome["error"] = exc
+                with record_lock:
+                    item.state = "stopped" if action.stopping.is_set() else "interrupted"
+                    self.history.update(item)
+            finally:
+                self.history.followed.discard(item.id)
+                self.running.finish(session, action)
+                action.changed.set()
 
         worker = threading.Thread(target=work, name="ryla-sheet", daemon=True)
         worker.start()
         done: list[SheetItem] = []
-        progress((0, total), desc=f"Generating {total} images")
         while worker.is_alive() or not arrived.empty():
-            try:
-                done.append(arrived.get(timeout=0.2))
-            except queue.Empty:
-                continue
+            while not arrived.empty():
+                done.append(arrived.get())
             ok = sorted((d for d in done if d.ok), key=lambda d: d.index)
             gallery = [(str(d.path), f"{d.method} · {d.name} · seed {seed_text(d.seed)} · scoring…")
                        for d in ok]
-            progress((len(done), total), desc=f"{len(done)} of {total} images")
-            yield self._show(str(ref_copy), gallery, f"Generating: {len(done)} of {total} done…",
-                             _sheet_rows(done, None))
+            yield {**self._show(str(ref_copy), gallery, f"Generating: {len(done)} of "
+                                f"{action.total} done…", _sheet_rows(done, None)),
+                   self.panel.progress: action.view()}
+            if worker.is_alive():
+                action.changed.wait(timeout=0.5)
+                action.changed.clear()
         worker.join()
         if "error" in outcome:
             raise outcome["error"]
         return outcome["run"]
 
-    def _record(self, item: HistoryItem, run: Any) -> None:
+    def _record(self, item: HistoryItem, run: Any, state: str) -> None:
         scores = _scores_by_item(run)
         item.files = [Path(d.path).name for d in run.succeeded]
         item.outputs = []
@@ -196,6 +237,7 @@ class SheetTab:
         item.summary["wall_seconds"] = round(run.wall_seconds, 3)
         if run.score_error:
             item.summary["score_error"] = run.score_error
+        item.state = state
         self.history.update(item)
 
     # -- layout and events -------------------------------------------------------------
@@ -209,19 +251,22 @@ class SheetTab:
                 self.preset = gr.Dropdown(names, value=names[0], label="Variation preset",
                                           elem_id="sheet-preset")
                 self.made.update(place(self.fields, "sheet", section="prompts"))
-                self.run = gr.Button("Generate sheet", variant="primary", elem_id="sheet-generate")
+                self.panel = ActionPanel.build("sheet", "Generate sheet")
+                self.run = self.panel.run
                 self.notice = Notice.build("sheet")
-        self.panel = ReviewPanel.build("sheet")
+        self.sheet = ReviewPanel.build("sheet")
 
     def wire(self, tabs: gr.Tabs) -> None:
         if "prompts" in self.made:
             self.preset.change(preset_prompts, inputs=self.preset, outputs=self.made["prompts"],
                                **PRIVATE)
-        self.run.click(by_name(self.generate, [f.name for f in self.fields]),
-                       inputs=inputs(self.fields, self.made),
-                       outputs=[*self.panel.outputs, *self.notice.outputs,
-                                *inputs(self.fields, self.made)],
-                       api_name="generate_sheet", **GENERATION_EVENT)
+        generation = self.run.click(
+            by_name(self.generate, [f.name for f in self.fields], session=True),
+            inputs=inputs(self.fields, self.made),
+            outputs=[*self.sheet.outputs, *self.notice.outputs, *inputs(self.fields, self.made),
+                     self.panel.progress],
+            api_name="generate_sheet", show_progress="hidden", **GENERATION_EVENT)
+        self.panel.wire(self.running, generation)
         if "method" in self.made and "controlnet_strength" in self.made:
             # PuLID has no ControlNet: its slider does nothing there.
             self.made["method"].change(

@@ -6,10 +6,12 @@ import html
 from typing import Any
 
 from ui.client import BackendError, BackendUnreachable, RylaClient
+from ui.studio.warm import GpuState
 
 
-def backend_status(client: RylaClient) -> str:
-    """An HTML status line: state, URL and, when down, what still works."""
+def backend_status(client: RylaClient, gpu: GpuState | None = None) -> str:
+    """An HTML status line: state, URL and, when down, what still works. `gpu` hears
+    /health's GPU state (the header's GPU line)."""
     url = html.escape(client.base_url)
     try:
         health = client.health()
@@ -20,6 +22,8 @@ def backend_status(client: RylaClient) -> str:
     except BackendError as exc:
         return (f'<span class="ryla-status ryla-warn">● Backend answered {exc.status}</span> '
                 f"at <code>{url}</code> ({html.escape(exc.code)}): {html.escape(exc.message)}")
+    if gpu is not None:
+        gpu.heard(health)
     state = str(health.get("status", "ok")) if isinstance(health, dict) else "ok"
     css = "ryla-up" if state == "ok" else "ryla-warn"
     return (f'<span class="ryla-status {css}">● Backend {html.escape(state)}</span> at '
