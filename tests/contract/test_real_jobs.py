@@ -2,7 +2,7 @@
 that really execute on its CPU without model weights: EmptyImage, ImageBlur,
 ImageAddNoise, SaveImage, SaveAnimatedPNG.
 
-Needs RYLA_REAL_COMFYUI_URL (a ComfyUI started with ../shared/tools/upstream-comfyui.sh).
+Needs RYLA_REAL_COMFYUI_URL (a ComfyUI started with tools/upstream-comfyui.sh).
 Each graph gets a fresh colour and seed, so ComfyUI's cache of earlier runs does not skip
 its nodes. Tests wait on ComfyUI's own messages, never on time.
 """
