@@ -31,18 +31,18 @@ from backend.errors import ApiError
 from workflows.manifest import MODEL_MANIFEST, USER_FOLDERS, ModelFile, files_for
 from workflows.object_info import FOLDER_ALIASES
 from workflows.render import render_workflow
-from workflows.request_models import FluxDevRequest, FluxSchnellRequest
+from workflows.request_models import (FAST_MODE, STANDARD_MODE, FluxDevRequest,
+                                      FluxSchnellRequest, mode_of)
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024 * 1024
 READ_THREADS = 8
-STANDARD_MODE = "standard"
 
 
 def warm_up_name(pipeline: str, request: BaseModel) -> str:
     """The pipeline's name, with the request's mode when it is not the standard one."""
-    mode = getattr(request, "mode", STANDARD_MODE)
+    mode = mode_of(request)
     return pipeline if mode == STANDARD_MODE else f"{pipeline}-{mode}"
 
 
@@ -52,7 +52,7 @@ _WARM_UPS: tuple[tuple[str, BaseModel], ...] = (
     ("flux-schnell", FluxSchnellRequest(prompt="warm-up", width=256, height=256, steps=1)),
     # fast mode: torch.compile specialises on the latent's size, so compile at the
     # default 1024x1024
-    ("flux-dev", FluxDevRequest(prompt="warm-up", steps=1, mode="fast")),
+    ("flux-dev", FluxDevRequest(prompt="warm-up", steps=1, mode=FAST_MODE)),
 )
 # name -> (pipeline, request): "flux-dev", "flux-schnell", "flux-dev-fast"
 WARM_UP_REQUESTS: dict[str, tuple[str, BaseModel]] = {
@@ -61,7 +61,7 @@ WARM_UP_REQUESTS: dict[str, tuple[str, BaseModel]] = {
 
 def compiles(name: str) -> bool:
     """Whether a warm-up runs fast mode, whose torch.compile leaves a cache to publish."""
-    return getattr(WARM_UP_REQUESTS[name][1], "mode", STANDARD_MODE) == "fast"
+    return mode_of(WARM_UP_REQUESTS[name][1]) == FAST_MODE
 
 
 class UnknownWarmUp(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.registry import LORA_FILE, PIPELINES, PROMPT, REFERENCE_IMAGE, SEED
-from workflows.request_models import MAX_SEED
+from workflows.request_models import FAST_MODE, MAX_SEED, mode_of
 
 # The request model each pipeline is filled from. flux-lora's and the character
 # pipelines' models extend the Flux Dev fields, so a subclass is accepted.
@@ -174,6 +174,6 @@ def render_workflow(pipeline: str, request: BaseModel, *, seed: int,
         raise RenderError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     graph = load_template(pipeline)
     apply_fills(pipeline, graph, _fills(pipeline, request, seed, lora_file, reference_image))
-    if getattr(request, "mode", "standard") == "fast":
+    if mode_of(request) == FAST_MODE:
         apply_fast_mode(graph, compile_model=compile_fast_mode)
     return graph

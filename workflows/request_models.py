@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
@@ -35,6 +35,8 @@ MAX_WORKFLOW_DEPTH = 32
 ImageFormat = Literal["jpeg", "png"]
 CharacterMethod = Literal["instantid", "pulid"]
 GenerationMode = Literal["standard", "fast"]
+STANDARD_MODE: GenerationMode = "standard"
+FAST_MODE: GenerationMode = "fast"  # fp8 weights and torch.compile (workflows/render.py)
 
 # Each field's help, written once: the OpenAPI schema, `ryla --help` and the studio show it.
 PROMPT_HELP = "what to generate"
@@ -146,7 +148,7 @@ class GenerationRequest(ImageRequest):
 class FluxDevRequest(GenerationRequest):
     """POST /flux-dev: Flux.1 Dev text to image."""
 
-    mode: GenerationMode = Field(default="standard", description=MODE_HELP)
+    mode: GenerationMode = Field(default=STANDARD_MODE, description=MODE_HELP)
 
 
 class FluxSchnellRequest(GenerationRequest):
@@ -239,3 +241,11 @@ class WorkflowRequest(BaseModel):
         check_json_tree(value)
         return value
 
+
+def mode_of(request: BaseModel) -> GenerationMode:
+    """The request's generation mode, read in one place: the routes without a `mode` field
+    run in the standard mode."""
+    mode = getattr(request, "mode", STANDARD_MODE)
+    if mode not in get_args(GenerationMode):
+        raise ValueError(f"unknown generation mode {mode!r}")
+    return mode

@@ -66,3 +66,15 @@ def test_a_graph_without_a_diffusion_model_loader_has_no_fast_mode():
     graph = {k: n for k, n in graph.items() if n["class_type"] != "UNETLoader"}
     with pytest.raises(RenderError, match="UNETLoader"):
         apply_fast_mode(graph, compile_model=True)
+
+
+def test_the_mode_is_read_in_one_place_and_names_the_warm_up() -> None:
+    from backend.warmup import WARM_UP_REQUESTS, compiles, warm_up_name
+    from workflows.request_models import (FAST_MODE, STANDARD_MODE, FluxDevRequest,
+                                          FluxSchnellRequest, mode_of)
+
+    assert mode_of(FluxSchnellRequest(prompt="x")) == STANDARD_MODE  # no mode field
+    fast = FluxDevRequest(prompt="x", mode=FAST_MODE)
+    assert mode_of(fast) == FAST_MODE
+    assert warm_up_name("flux-dev", fast) == "flux-dev-fast" and "flux-dev-fast" in WARM_UP_REQUESTS
+    assert compiles("flux-dev-fast") and not compiles("flux-dev")
