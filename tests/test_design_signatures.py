@@ -25,6 +25,8 @@ DOCUMENTED = {
     "build_app": "backend.deploy.web:build_app",
     "RylaClient.__init__": "ui.client.http:RylaClient.__init__",
     "RylaClient.generate": "ui.client.http:RylaClient.generate",
+    "follow_job": "ui.client.jobs:follow_job",
+    "wait_for_ends": "ui.client.jobs:wait_for_ends",
 }
 
 Parameter = tuple[str, str, bool]  # name, kind, has a default

@@ -2,14 +2,14 @@
 
 `JobRunner.generate(request)` submits the request as a job (`Prefer: respond-async`),
 follows its events (the progress display, ui/cli/progress.py) and returns its outputs as
-the synchronous call would have: a `GenerationResult`, or a `BackendError` when the job
+the synchronous call would have (`job_result`, ui/client/jobs.py): a `GenerationResult`, or a `BackendError` when the job
 failed. It is thread-safe, so `ryla sheet` hands it to ui/sheet.py in place of the client
 (the sheet calls only `generate`).
 
 Ctrl-C, while a runner is open (`with JobRunner(...)`):
 - the first says at once how many jobs it cancels, asks the backend to cancel each
-  (`RylaClient.cancel`), starts no new job, waits (up to `CONFIRM_WAIT_S`) for what the
-  backend confirms, and reports it for each job: cancelled, finished anyway (its outputs
+  (`ask_to_cancel`), starts no new job, waits (up to `CONFIRM_WAIT_S`, `wait_for_ends`)
+  for what the backend confirms, and reports it for each job (`stop_outcome`): cancelled, finished anyway (its outputs
   are saved as usual), or not confirmed. The command then ends with exit code 130
   (`Interrupted`, raised when the runner closes);
 - a second exits at once, saying that the jobs may still run on the backend.
@@ -24,18 +24,17 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel
 
 from ui.cli.progress import JobDisplay, wanted
-from ui.client import BackendError, GenerationResult, RylaClient, sniff_content_type
+from ui.client import (CANCELLED, FAILED, FINISHED_ANYWAY, BackendError, GenerationResult,
+                       RylaClient, ask_to_cancel, job_result, stop_outcome, wait_for_ends)
 from workflows.registry import ROUTE_OF_MODEL
 
 # How long a Ctrl-C waits for the backend to confirm each cancel before it says "unknown".
@@ -55,6 +54,7 @@ class _Tracked:
     final: dict[str, Any] | None = None  # the job object of its `done` event
     error: BaseException | None = None  # the event stream could not be followed
     outcome: str | None = None  # the report line after a Ctrl-C
+    cancel_problem: str | None = None  # why the backend could not be asked to cancel it
 
 
 def request_label(request: BaseModel) -> str:
@@ -64,44 +64,6 @@ def request_label(request: BaseModel) -> str:
     prompt = str(getattr(request, "prompt", "") or "")
     head = f"{command} {method}" if method else command
     return f"{head}: {prompt[:24]}…" if len(prompt) > 24 else f"{head}: {prompt}" if prompt else head
-
-
-def job_result(client: RylaClient, job: dict[str, Any]) -> GenerationResult:
-    """A succeeded job's outputs, fetched, as the synchronous route would have answered."""
-    images = [client.output(str(job["id"]), n) for n in range(len(job.get("outputs") or []))]
-    if not images:
-        raise BackendError(0, "invalid_response", f"job {job['id']} succeeded without outputs")
-    return GenerationResult(images=images, content_type=sniff_content_type(images[0]),
-                            seed=int(job["seed"]) if job.get("seed") is not None else -1,
-                            request_id=str(job["id"]), timings=job_timings(job))
-
-
-def job_timings(job: dict[str, Any]) -> dict[str, float]:
-    """Milliseconds from the job's own times: queued (created to started), total."""
-    def at(name: str) -> datetime | None:
-        value = job.get(name)
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-    created, started, ended = at("created_at"), at("started_at"), at("ended_at")
-    timings: dict[str, float] = {}
-    if created and started:
-        timings["queued_ms"] = round((started - created).total_seconds() * 1000, 1)
-    if created and ended:
-        timings["total_ms"] = round((ended - created).total_seconds() * 1000, 1)
-    return timings
-
-
-def job_error(job: dict[str, Any]) -> BackendError:
-    """An ended job that has no outputs, as the error the command reports.
-
-    The job's error carries what the synchronous route would have answered: its code,
-    message, HTTP status and field (status 0 when it has none, e.g. a cancelled job)."""
-    error = job.get("error") or {}
-    code = str(error.get("code") or job.get("status") or "job_failed")
-    message = str(error.get("message") or f"job {job.get('id')} ended {job.get('status')}")
-    status = error.get("status")
-    return BackendError(status if isinstance(status, int) else 0, code, message,
-                        error.get("field") or None)
 
 
 class JobRunner:
@@ -175,9 +137,7 @@ class JobRunner:
             if tracked.error is not None:
                 raise tracked.error
             raise BackendError(0, "cancel_unconfirmed", f"job {tracked.job_id}: {tracked.outcome}")
-        if tracked.final.get("status") == "succeeded":
-            return job_result(self.client, tracked.final)
-        raise job_error(tracked.final)
+        return job_result(self.client, tracked.final)
 
     # -- the job's own thread ----------------------------------------------------------
 
@@ -227,37 +187,45 @@ class JobRunner:
             with self._submitted:
                 self._submitted.wait_for(lambda: self._submitting == 0, self.confirm_wait_s)
                 stopped = [t for t in self._tracked if t.job_id not in ended_before]
-            give_up = time.monotonic() + self.confirm_wait_s
+            by_id = {t.job_id: t for t in stopped}
+            ends = wait_for_ends(self.client, list(by_id),
+                                 lambda job_id, timeout: self._heard_end(by_id[job_id], timeout),
+                                 self.confirm_wait_s)
             for tracked in stopped:
-                if not tracked.ended.wait(max(0.0, give_up - time.monotonic())):
-                    tracked.outcome = ("the backend has not confirmed the cancel; it may still "
-                                       f"run: `ryla jobs show {tracked.job_id}`")
-                    tracked.ended.set()  # the command stops waiting for it
-                else:
-                    tracked.outcome = _outcome(tracked)
+                if tracked.final is None:
+                    tracked.final = ends[tracked.job_id]  # the backend's word, asked directly
+                tracked.outcome = _outcome(tracked)
+                tracked.ended.set()  # the command stops waiting for it
                 self.display.print(f"job {tracked.job_id} ({tracked.label}): {tracked.outcome}")
         finally:
             self._reported.set()
 
+    @staticmethod
+    def _heard_end(tracked: _Tracked, timeout: float) -> dict[str, Any] | None:
+        return tracked.final if tracked.ended.wait(timeout) else None
+
     def _cancel(self, tracked: _Tracked) -> None:
-        try:
-            self.client.cancel(tracked.job_id)
-        except BackendError as exc:
-            if exc.status != 409:  # 409: it ended meanwhile; its `done` says how
-                tracked.outcome = f"could not ask the backend to cancel it: {exc}"
+        problem = ask_to_cancel(self.client, tracked.job_id)
+        if problem is not None:
+            tracked.cancel_problem = f"could not ask the backend to cancel it: {problem}"
 
 
 def _outcome(tracked: _Tracked) -> str:
-    job = tracked.final
-    if job is None:
-        return f"unknown: its events were lost ({tracked.error}); `ryla jobs show {tracked.job_id}`"
-    status = job.get("status")
-    if status == "cancelled":
+    """What the backend confirmed for a job after a Ctrl-C, in the CLI's words."""
+    outcome = stop_outcome(tracked.final)
+    if outcome == CANCELLED:
         return "cancelled"
-    if status == "succeeded":
+    if outcome == FINISHED_ANYWAY:
         return "finished anyway before the cancel reached it; its outputs are saved"
-    error = job.get("error") or {}
-    return f"{status}: {error.get('code')}: {error.get('message')}"
+    if outcome == FAILED:
+        error = (tracked.final or {}).get("error") or {}
+        return f"failed: {error.get('code')}: {error.get('message')}"
+    if tracked.cancel_problem is not None:
+        return tracked.cancel_problem
+    if tracked.error is not None:
+        return f"unknown: its events were lost ({tracked.error}); `ryla jobs show {tracked.job_id}`"
+    return ("the backend has not confirmed the cancel; it may still run: "
+            f"`ryla jobs show {tracked.job_id}`")
 
 
 @contextmanager

@@ -11,14 +11,13 @@ import argparse
 import sys
 from typing import Any
 
-from ui.cli.job_runner import job_error, job_result
 from ui.cli.options import backend_client
 from ui.cli.output import emit_json, human_size, output_paths, print_table, write_images
 from ui.cli.progress import JobDisplay, wanted
-from ui.client import BackendError, RylaClient, extension_for
+from ui.client import (CANCELLED, ENDED, FINISHED_ANYWAY, BackendError, RylaClient,
+                       extension_for, job_error, job_result, stop_outcome)
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ENDED = ("succeeded", "failed", "cancelled")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -132,16 +131,17 @@ def _cancel(client: RylaClient, args: argparse.Namespace) -> int:
         print(f"asked the backend to cancel job {args.job_id}; waiting for ComfyUI to confirm…",
               file=sys.stderr)
     job = _follow(client, args.job_id, args.json)
+    outcome = stop_outcome(job)
     if args.json:
         emit_json(job)
-    elif job.get("status") == "cancelled":
+    elif outcome == CANCELLED:
         print(f"job {args.job_id}: cancelled")
-    elif job.get("status") == "succeeded":
+    elif outcome == FINISHED_ANYWAY:
         print(f"job {args.job_id}: finished before the cancel reached it; its outputs are kept: "
               f"`ryla jobs fetch {args.job_id}`")
     else:
         print(f"job {args.job_id}: {job.get('status')}: {job_error(job)}")
-    return 0 if job.get("status") in ("cancelled", "succeeded") else 1
+    return 0 if outcome in (CANCELLED, FINISHED_ANYWAY) else 1
 
 
 def _fetch(client: RylaClient, args: argparse.Namespace) -> int:

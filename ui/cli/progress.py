@@ -22,6 +22,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from ui.client import StepPace
+
 WAITING = "waiting for the GPU…"
 
 
@@ -39,7 +41,7 @@ def clock_text(seconds: float) -> str:
 
 @dataclass
 class JobState:
-    """What the events of one job said, and when its steps came (for the ETA)."""
+    """What the events of one job said, and the pace of its sampler's steps (for the ETA)."""
 
     label: str
     status: str = "queued"
@@ -48,7 +50,7 @@ class JobState:
     steps: int | None = None
     images_done: int = 0
     images_total: int | None = None
-    step_times: list[tuple[float, int]] = field(default_factory=list)
+    pace: StepPace = field(default_factory=StepPace)
 
     def apply(self, event: str, data: Any, now: float) -> None:
         if not isinstance(data, dict):
@@ -69,21 +71,18 @@ class JobState:
         self.images_total = data.get("images_total") or self.images_total
         step, steps = data.get("step"), data.get("steps")
         if step is not None and steps:
-            if self.step_times and step < self.step_times[-1][1]:
-                self.step_times.clear()  # a new sampler (a second pass): time it afresh
-            if not self.step_times or step != self.step_times[-1][1]:
-                self.step_times.append((now, int(step)))
+            if self.step is not None and step < self.step:
+                self.pace = StepPace()  # a new sampler (a second pass): time it afresh
+            self.pace.heard(self.label, int(step), now)
             self.step, self.steps = int(step), int(steps)
-        elif step is None and self.step_times and self.steps:
+        elif step is None and self.step is not None and self.steps:
             self.step = self.steps  # a node after the sampler runs: the sampler ended
 
     def seconds_left(self) -> float | None:
         """The sampler's remaining steps at the pace measured over its steps so far."""
-        if len(self.step_times) < 2 or not self.steps or self.step is None:
+        if not self.steps or self.step is None:
             return None
-        (first_at, first), (last_at, last) = self.step_times[0], self.step_times[-1]
-        per_step = (last_at - first_at) / (last - first)
-        return per_step * (self.steps - self.step)
+        return self.pace.seconds_left(self.steps - self.step)
 
     def detail(self) -> str:
         if self.status == "queued":

@@ -1,9 +1,9 @@
 """A tab's long action (a Flux or LoRA batch, a character sheet) as jobs on the backend.
 
 The jobs belong to the backend, not to the page: an `Action` submits them, follows each
-one's events in a worker thread (`RylaClient.wait`), and keeps what the page shows while
-they run: the image (k of M), the sampler step (n of N), an ETA from the step times it
-measured, the latest live preview, and "GPU starting, ~N s" while a job waits for a cold
+one's events in a worker thread (`follow_job`, ui/client/jobs.py), and keeps what the
+page shows while they run: the image (k of M), the sampler step (n of N), an ETA from the
+step pace it measured (`StepPace`), the latest live preview, and "GPU starting, ~N s" while a job waits for a cold
 GPU. The page's generator only reads `view()`; a closed tab stops the generator, not the
 action, whose worker still saves every image into the history.
 
@@ -24,14 +24,13 @@ from typing import Any
 import gradio as gr
 from pydantic import BaseModel
 
-from ui.client import BackendError, GenerationResult, RylaClient, sniff_content_type
+from ui.client import (CANCELLED, ENDED, FAILED, FINISHED_ANYWAY, BackendError,
+                       GenerationResult, RylaClient, StepPace, ask_to_cancel, follow_job,
+                       stop_outcome, wait_for_ends)
 from ui.studio.warm import GpuState
 
 # How long Stop waits for ComfyUI's word on each job before it says "unknown".
 STOP_CONFIRM_S = 30.0
-# Step times kept for the ETA: the recent ones say the GPU's current speed.
-STEP_SAMPLES = 40
-ENDED = ("succeeded", "failed", "cancelled")
 
 
 class Stopped(BackendError):
@@ -73,8 +72,7 @@ class Action:
         self.changed = threading.Event()  # set on every event: the page redraws
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)
-        self._step_seconds: list[float] = []
-        self._last_step: dict[str, tuple[int, float]] = {}
+        self._pace = StepPace()
         self._started = clock()
         self._asked = 0  # submissions begun: each job's index, also when they run in parallel
         self._preview_of: str | None = None
@@ -102,23 +100,11 @@ class Action:
 
     def follow(self, state: JobState) -> GenerationResult:
         """Follow a job to its end; its image, or BackendError saying why there is none."""
-        try:
-            final = self.client.wait(state.id, on_event=lambda event, data: self._heard(state, event, data))
-        except BackendError:
-            self._end(state, {"status": "unknown"})
-            raise
-        self._end(state, final)
-        if final.get("status") != "succeeded" or not final.get("outputs"):
-            error = final.get("error") or {}
-            status = str(final.get("status"))
-            raise BackendError(409 if status == "cancelled" else 502,
-                               str(error.get("code") or status),
-                               str(error.get("message") or f"the job ended {status}"))
-        data = self.client.output(state.id, 0)
+        result = follow_job(self.client, state.id,
+                            on_event=lambda event, data: self._heard(state, event, data),
+                            on_end=lambda final: self._end(state, final or {"status": "unknown"}))
         state.round_trip_s = self.clock() - state.submitted_at
-        return GenerationResult(images=[data], content_type=sniff_content_type(data),
-                                seed=int(final["seed"]) if final.get("seed") is not None else -1,
-                                request_id=state.id, timings=_job_timings(final))
+        return result
 
     def run(self, request: BaseModel) -> GenerationResult:
         return self.follow(self.submit(request))
@@ -133,19 +119,12 @@ class Action:
                 state.steps = data.get("steps") or state.steps
                 step = data.get("step")
                 if isinstance(step, int):
-                    self._measure(state.id, step, now)
+                    self._pace.heard(state.id, step, now)
                     state.step = step
             elif event == "preview" and isinstance(data, dict) and data.get("image"):
                 state.preview = str(data["image"])
                 self._preview_of = state.id
         self.changed.set()
-
-    def _measure(self, job_id: str, step: int, now: float) -> None:
-        last = self._last_step.get(job_id)
-        if last is not None and step > last[0]:
-            self._step_seconds.append((now - last[1]) / (step - last[0]))
-            del self._step_seconds[:-STEP_SAMPLES]
-        self._last_step[job_id] = (step, now)
 
     def _end(self, state: JobState, final: dict[str, Any]) -> None:
         with self._lock:
@@ -166,26 +145,25 @@ class Action:
             live = [s for s in self.jobs if not s.ended]
         for state in live:
             state.stop_asked = True
-            try:
-                self.client.cancel(state.id)
-            except BackendError as exc:
-                if exc.status != 409:  # 409: it ended meanwhile, its status says how
-                    state.job = {**state.job, "error": {"message": exc.message}}
-        give_up = self.clock() + confirm_s
-        with self._ended:
-            while any(not s.ended for s in live) and self.clock() < give_up:
-                self._ended.wait(timeout=0.5)
+            problem = ask_to_cancel(self.client, state.id)
+            if problem is not None:
+                state.job = {**state.job, "error": {"message": problem.message}}
         # A job nobody follows (its worker gone with a closed page) is asked directly.
+        ends = wait_for_ends(self.client, [s.id for s in live], self._heard_end, confirm_s)
         for state in live:
-            if not state.ended:
-                try:
-                    now = self.client.job(state.id)
-                except BackendError:
-                    continue
-                if now.get("status") in ENDED:
-                    self._end(state, now)
+            end = ends[state.id]
+            if not state.ended and end is not None:
+                self._end(state, end)
         self.changed.set()
         return [(s, verdict(s)) for s in live]
+
+    def _heard_end(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        """The job's end once its worker heard it, within `timeout` seconds; None at once
+        when its worker lost the events (the backend is asked instead)."""
+        with self._ended:
+            state = next(s for s in self.jobs if s.id == job_id)
+            self._ended.wait_for(lambda: state.ended or state.status == "unknown", timeout)
+            return state.job if state.ended else None
 
     def _stopped_html(self, jobs: list[JobState], made: int | None = None) -> str:
         """What Stop found, per job it asked to stop; said by the page's generator and by
@@ -235,9 +213,6 @@ class Action:
         return f"queued {_seconds(self.clock() - self._started)}: waiting for the GPU"
 
     def _eta(self, jobs: list[JobState]) -> float | None:
-        if not self._step_seconds:
-            return None
-        per_step = sorted(self._step_seconds)[len(self._step_seconds) // 2]  # median
         known = [s.steps for s in jobs if s.steps]
         steps_each = known[-1] if known else None
         if steps_each is None:
@@ -247,7 +222,7 @@ class Action:
             if not state.ended:
                 remaining += (state.steps or steps_each) - (state.step or 0)
         remaining += steps_each * max(0, self.total - len(jobs))
-        return remaining * per_step if remaining > 0 else None
+        return self._pace.seconds_left(remaining) if remaining > 0 else None
 
     def final_text(self, made: int) -> str:
         """The panel's last word once every job has ended."""
@@ -259,36 +234,15 @@ class Action:
 
 def verdict(state: JobState) -> str:
     """A stopped job's end in a creator's words, only what ComfyUI confirmed."""
-    if state.status == "cancelled":
-        return "cancelled"
-    if state.status == "succeeded":
-        return "finished anyway, kept"
-    if state.status == "failed":
-        message = (state.job.get("error") or {}).get("message") or "failed"
-        return f"not stopped cleanly: {message}"
     if not state.ended and state.status != "unknown":
         return "waiting for ComfyUI's word…"
+    outcome = stop_outcome(state.job if state.ended else None)
+    if outcome in (CANCELLED, FINISHED_ANYWAY):
+        return outcome
+    if outcome == FAILED:
+        message = (state.job.get("error") or {}).get("message") or "failed"
+        return f"not stopped cleanly: {message}"
     return "unknown: ComfyUI has not said yet (History will show its end)"
-
-
-def _job_timings(job: dict[str, Any]) -> dict[str, float]:
-    """Queue and run times from the job's ISO times, as `*_ms` timings."""
-    from datetime import datetime
-
-    def at(key: str) -> datetime | None:
-        value = job.get(key)
-        try:
-            return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-        except ValueError:
-            return None
-
-    created, started, ended = at("created_at"), at("started_at"), at("ended_at")
-    timings: dict[str, float] = {}
-    if created and started:
-        timings["queued_ms"] = round((started - created).total_seconds() * 1000, 1)
-    if started and ended:
-        timings["generation_ms"] = round((ended - started).total_seconds() * 1000, 1)
-    return timings
 
 
 def _seconds(value: float) -> str:
