@@ -66,7 +66,7 @@ def test_flux_dev_generation(page, output_dir: Path) -> None:
 def test_z_image_turbo_choice_and_its_settings_reused_from_history(page) -> None:
     open_tab(page, "Flux Dev")
     steps = page.locator("#flux-steps input[type=number]")
-    guidance = page.locator("#flux-guidance input[type=range]")
+    guidance = page.locator("#flux-guidance input[type=number]")
     page.get_by_label("Z-Image Turbo").check()
     sync_api.expect(steps).to_have_value("8")  # its own default
     sync_api.expect(guidance).to_be_disabled()  # no guidance: the value is not sent

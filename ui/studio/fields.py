@@ -21,7 +21,10 @@ from pydantic import BaseModel
 from ui.controls import Control, control
 from ui.studio.history import HistoryItem
 
+# "slider" is a number with a range a person picks from, "number" one without (ui/controls.py's
+# `bounded`); both are shown as a number box (see `component`).
 Widget = Literal["text", "slider", "number", "checkbox", "radio", "dropdown", "image", "files"]
+NUMBER_WIDGETS = ("slider", "number")
 Components = dict[str, Any]  # field name -> Gradio component
 Values = dict[str, Any]      # field name -> value
 
@@ -35,6 +38,15 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 _NO_DEFAULT: Any = object()
+
+
+class FieldProblem(Exception):
+    """A value a creator typed that cannot be used; `field` is the studio field's name.
+    Shown beside that field (ui/studio/problems.py)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
 
 
 def widget_for(spec: Control) -> Widget:
@@ -104,8 +116,25 @@ class Field:
         return self.label or title or self.name.replace("_", " ").capitalize()
 
     @property
+    def bounded(self) -> bool:
+        """A range a person picks from: the field's own, or its model field's (not the seed's)."""
+        return (self.low is not None and self.high is not None
+                and (self.maximum is not None or (self.spec is not None and self.spec.bounded)))
+
+    @property
+    def range_text(self) -> str:
+        """A bounded number's range in words ('1 to 100'); empty for others."""
+        if self.widget not in NUMBER_WIDGETS or not self.bounded:
+            return ""
+        return f"{_number_text(self.low)} to {_number_text(self.high)}"
+
+    @property
     def info(self) -> str | None:
-        return self.help or (self.spec.help if self.spec is not None else None)
+        """The help line; a bounded number's says its range, which its box does not hold."""
+        text = self.help or (self.spec.help if self.spec is not None else None)
+        if not self.range_text:
+            return text
+        return f"{text}, {self.range_text}" if text else self.range_text
 
     @property
     def allowed(self) -> list[str]:
@@ -114,7 +143,29 @@ class Field:
         return list(self.spec.choices) if self.spec is not None else []
 
     def convert(self, value: Any) -> Any:
-        """A component's value as the request and history take it."""
+        """A component's value as the request and history take it; a number out of its
+        range, or missing where the field has a default, is a FieldProblem."""
+        if self.widget in NUMBER_WIDGETS:
+            return self._number(value)
+        return self._converted(value)
+
+    def _number(self, value: Any) -> Any:
+        wanted = f"a number from {self.range_text}, please" if self.range_text else "a number, please"
+        if value is None or value == "":
+            if self.default is None:  # an optional number left blank is absent
+                return None
+            raise FieldProblem(self.name, wanted)
+        try:
+            number = float(value)  # the value typed, before a cast rounds or replaces it
+        except (TypeError, ValueError):
+            raise FieldProblem(self.name, wanted) from None
+        if self.low is not None and number < self.low:
+            raise FieldProblem(self.name, f"at least {_number_text(self.low)}")
+        if self.high is not None and number > self.high:
+            raise FieldProblem(self.name, f"at most {_number_text(self.high)}")
+        return self._converted(value)
+
+    def _converted(self, value: Any) -> Any:
         if self.cast is not None:
             return self.cast(value)
         if self.widget == "text":
@@ -124,6 +175,11 @@ class Field:
         if self.spec is not None:
             return self.spec.value(value)
         return None if value == "" else value
+
+
+def _number_text(number: float) -> str:
+    """1 not 1.0, 0.05 as typed."""
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 # -- components ------------------------------------------------------------------------
@@ -137,10 +193,13 @@ def component(f: Field, prefix: str) -> Any:
     options = dict(f.options)
     if f.widget == "text":
         return gr.Textbox(value=f.default, **common, **options)
-    if f.widget == "slider":
-        return gr.Slider(f.low, f.high, value=f.default, step=f.step or 1, **common, **options)
-    if f.widget == "number":
-        return gr.Number(value=f.default, precision=0, minimum=f.low, **common, **options)
+    if f.widget in NUMBER_WIDGETS:
+        # A number box without Gradio's bounds, its range in the help line: a gr.Slider's
+        # box clamps a typed 5000 to its maximum without a word, and gr.Number's bounds
+        # refuse in a passing toast; `Field.convert` refuses it by its field instead.
+        whole = f.spec.kind == "int" if f.spec is not None else float(f.step or 1).is_integer()
+        return gr.Number(value=f.default, precision=0 if whole else None, step=f.step or 1,
+                         **common, **options)
     if f.widget == "checkbox":
         return gr.Checkbox(value=f.default, **common, **options)
     if f.widget == "radio":

@@ -14,18 +14,10 @@ import gradio as gr
 from pydantic import ValidationError
 
 from ui.client import BackendError, BackendUnreachable
-from ui.studio.fields import Components, Field
+from ui.studio.fields import Components, Field, FieldProblem
 
 # Request fields that a studio field fills under another name.
 STUDIO_FIELD_OF = {"width": "size", "height": "size"}
-
-
-class FieldProblem(Exception):
-    """A value a creator typed that cannot be used; `field` is the studio field's name."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
 
 
 class TabProblem(Exception):
