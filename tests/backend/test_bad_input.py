@@ -28,16 +28,16 @@ def post(server, path: str, **kwargs):
     ({"prompt": "x", "guidance": 25}, "guidance", ["0.0 to 20.0"]),
     ({"prompt": "x", "seed": -1}, "seed", ["seed", "0 to 9223372036854775807"]),
     ({"prompt": "x", "format": "gif"}, "format", ["'jpeg', 'png'"]),
-    ({"prompt": "x", "width": "wide"}, "width", ["integer", "'wide'"]),
+    ({"prompt": "x", "width": "wide"}, "width", ["whole number, not text", "'wide'"]),
     ({"prompt": "   "}, "prompt", ["blank"]),
     # only zero-width, format, space-separator and control characters: nothing to see
     ({"prompt": "\u200b\u200b"}, "prompt", ["blank"]),
     ({"prompt": "\ufeff\u2060\u00a0\u3000\x00"}, "prompt", ["blank"]),
     # numbers are numbers: text, true/false and 7.0 for a whole number are refused
-    ({"prompt": "x", "seed": "7"}, "seed", ["integer", "'7'"]),
-    ({"prompt": "x", "steps": "7"}, "steps", ["integer", "'7'"]),
-    ({"prompt": "x", "steps": 7.0}, "steps", ["integer", "7.0"]),
-    ({"prompt": "x", "steps": True}, "steps", ["integer", "True"]),
+    ({"prompt": "x", "seed": "7"}, "seed", ["whole number, not text", "'7'"]),
+    ({"prompt": "x", "steps": "7"}, "steps", ["whole number, not text", "'7'"]),
+    ({"prompt": "x", "steps": 7.0}, "steps", ["whole number, not a fraction", "7.0"]),
+    ({"prompt": "x", "steps": True}, "steps", ["whole number, not true/false", "True"]),
     ({"prompt": "x", "guidance": "3.5"}, "guidance", ["number", "'3.5'"]),
     ({"prompt": "x", "colour": "red"}, "colour", ["unknown field", "negative_prompt"]),
 ])
