@@ -47,6 +47,9 @@ class JobRecords:
         self.outputs_dir = Path(data_dir) / "outputs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        # path -> ((mtime_ns, size), record): GET /jobs is polled by every open studio page,
+        # so a record is parsed again only when its file changed (a write replaces the file)
+        self._parsed: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 
     def path(self, request_id: str) -> Path:
         return self.jobs_dir / f"{request_id}.json"
@@ -68,13 +71,19 @@ class JobRecords:
     def all(self) -> list[dict[str, Any]]:
         """Every readable record, in no particular order."""
         found = []
+        parsed: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
         for path in self.jobs_dir.glob("*.json"):
             try:
-                record = json.loads(path.read_text())
+                stat = path.stat()
+                version = (stat.st_mtime_ns, stat.st_size)
+                cached = self._parsed.get(path)
+                record = cached[1] if cached and cached[0] == version else json.loads(path.read_text())
             except (OSError, ValueError):
                 continue  # half-written by a crash before os.replace: nothing to read
             if isinstance(record, dict) and record.get("request_id"):
-                found.append(record)
+                parsed[path] = (version, record)
+                found.append(dict(record))  # callers may change their copy
+        self._parsed = parsed  # removed files (retention) leave the cache too
         return found
 
     def left_running(self) -> list[dict[str, Any]]:

@@ -369,3 +369,24 @@ def test_openapi_documents_the_202_the_job_and_the_event_stream(backend_server_f
     events = schema["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"]
     assert set(events["content"]) == {"text/event-stream"}
     assert "409" in schema["paths"]["/jobs/{job_id}"]["delete"]["responses"]
+
+
+def test_job_records_are_parsed_again_only_when_their_file_changes(tmp_path, monkeypatch) -> None:
+    import json as json_module
+
+    from backend.records import JobRecords
+
+    records = JobRecords(tmp_path)
+    for n in range(3):
+        records.write({"request_id": f"job{n}", "status": "succeeded", "created_at": n})
+    assert {r["request_id"] for r in records.all()} == {"job0", "job1", "job2"}
+    parsed: list[str] = []
+    real_loads = json_module.loads
+    monkeypatch.setattr("backend.records.json.loads",
+                        lambda text: parsed.append(text) or real_loads(text))
+    assert len(records.all()) == 3 and parsed == []  # nothing changed: nothing parsed
+    records.write({"request_id": "job1", "status": "failed", "created_at": 1, "note": "longer"})
+    assert {r["request_id"]: r["status"] for r in records.all()}["job1"] == "failed"
+    assert len(parsed) == 1  # only the file that changed
+    records.path("job2").unlink()
+    assert {r["request_id"] for r in records.all()} == {"job0", "job1"}
