@@ -34,6 +34,26 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+# Gradio's launch() asks the new server for its page (a HEAD, 5 tries of 3 s) and gives up
+# with this ValueError when a loaded machine answers later; the server itself is fine, so
+# the launch is asked again a few times before the test fails.
+LAUNCH_TRIES = 3
+
+
+def launch_on_a_free_port(app: Any, history: History) -> int:
+    for attempt in range(1, LAUNCH_TRIES + 1):
+        port = free_port()
+        try:
+            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                       quiet=True, **launch_options(history))
+            return port
+        except ValueError as exc:
+            if "localhost is not accessible" not in str(exc) or attempt == LAUNCH_TRIES:
+                raise
+            app.close()
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def running_studio(backend_url: str, data_dir: Path, **build: Any) -> Iterator[Studio]:
     # A short retry budget, as ryla-studio uses, so that "backend down" answers quickly.
@@ -41,9 +61,7 @@ def running_studio(backend_url: str, data_dir: Path, **build: Any) -> Iterator[S
     history = History(data_dir)
     app = build_app(client, history, status_every=5.0, **build)
     app.queue()
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               **launch_options(history))
+    port = launch_on_a_free_port(app, history)
     try:
         yield Studio(f"http://127.0.0.1:{port}/", history, client)
     finally:
