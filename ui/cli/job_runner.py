@@ -3,8 +3,8 @@
 `JobRunner.generate(request)` submits the request as a job (`Prefer: respond-async`),
 follows its events (the progress display, ui/cli/progress.py) and returns its outputs as
 the synchronous call would have (`job_result`, ui/client/jobs.py): a `GenerationResult`, or a `BackendError` when the job
-failed. It is thread-safe, so `ryla sheet` hands it to ui/sheet.py in place of the client
-(the sheet calls only `generate`).
+failed. It is thread-safe, so `ryla sheet` makes each image of a sheet with it
+(ui/sheet.py's `run_item`).
 
 Ctrl-C, while a runner is open (`with JobRunner(...)`):
 - the first says at once how many jobs it cancels, asks the backend to cancel each

@@ -17,7 +17,7 @@ from workflows.request_models import CharacterRequest
 
 def cmd_sheet(args: argparse.Namespace) -> int:
     # the sheet pulls in the face-scoring stack
-    from ui.sheet import ReferenceRejected, check_reference, generate_sheet
+    from ui.sheet import ReferenceRejected, check_reference, generate_sheet, methods_for
 
     if not args.reference.is_file():
         raise UsageError(f"--reference: no such file {str(args.reference)!r}")
@@ -34,7 +34,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
         check_reference(args.reference)
     except ReferenceRejected as exc:
         raise UsageError(f"--reference {args.reference.name}: {exc}") from None
-    total = len(prompts) * (2 if args.method == "both" else 1)
+    total = len(prompts) * len(methods_for(args.method))
     finished = itertools.count(1)
     lock = threading.Lock()
 
@@ -47,14 +47,14 @@ def cmd_sheet(args: argparse.Namespace) -> int:
             print(f"[{next(finished)} of {total}] {item.method:<9} {item.name:<24} "
                   f"{item.seconds:.2f} s  {status}", flush=True)
 
-    total = len(prompts) * (2 if args.method == "both" else 1)
     with backend_client(args) as client, \
             job_runner(client, as_json=args.json, total_images=total) as runner:
-        # each image a job (the runner has the client's `generate`): progress bars, and a
-        # Ctrl-C cancels the images in flight rather than waiting for them (exit 130)
-        run = generate_sheet(runner, args.reference, prompts, out_dir, method=args.method,  # type: ignore[arg-type]
+        # each image a job of the runner: progress bars, and a Ctrl-C cancels the images in
+        # flight rather than waiting for them (exit 130)
+        run = generate_sheet(client, args.reference, prompts, out_dir, method=args.method,
                              concurrency=args.concurrency, threshold=args.threshold, options=options,
-                             score=not args.no_score, on_item=progress)
+                             score=not args.no_score, on_item=progress,
+                             run_item=lambda _item, request: runner.generate(request))
     if args.json:
         emit_json(run.to_dict())
     else:
