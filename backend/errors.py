@@ -115,7 +115,7 @@ class LoraNotPublished(ApiError):
     status, code = 503, "lora_not_published"
 
 
-class _Stopped(ApiError):
+class JobStopped(ApiError):
     """A job stopped before it finished. `confirmed`: ComfyUI said so (taken off its queue
     before it started, or its history says interrupted), or it never reached ComfyUI; False
     when ComfyUI's answer could not be had, so the outcome is unknown."""
@@ -125,14 +125,14 @@ class _Stopped(ApiError):
         self.confirmed = confirmed
 
 
-class DeadlineExceeded(_Stopped):
+class DeadlineExceeded(JobStopped):
     """The job did not finish within the deadline (RYLA_DEADLINE_S) and ComfyUI stopped it
     (or, unconfirmed, could not be asked)."""
 
     status, code = 504, "deadline_exceeded"
 
 
-class JobCancelled(_Stopped):
+class JobCancelled(JobStopped):
     """Someone cancelled the job (DELETE /jobs/{id}, Stop, Ctrl-C) and ComfyUI stopped it."""
 
     status, code = 409, "cancelled"

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.comfyui_client import JobPreview, JobProgress, OutputFile
-from backend.errors import (ApiError, ComfyUIJobFailed, DeadlineExceeded, JobCancelled,
-                            error_for_code)
+from backend.errors import ApiError, ComfyUIJobFailed, JobStopped, error_for_code
 from backend.graph_runner import GraphResult
 
 
@@ -55,7 +54,7 @@ def result_to_wire(result: GraphResult) -> dict[str, Any]:
 
 def error_to_wire(error: ApiError) -> dict[str, Any]:
     wire = error.to_body()["error"]
-    if isinstance(error, (JobCancelled, DeadlineExceeded)):
+    if isinstance(error, JobStopped):
         wire["confirmed"] = error.confirmed  # ComfyUI's word on the stop, or none
     return {"error": wire}
 
@@ -70,7 +69,7 @@ def result_from_wire(wire: Any) -> GraphResult:
         err = wire["error"]
         error = error_for_code(str(err.get("code") or ""), str(err.get("message") or "no message"),
                                err.get("field"))
-        if isinstance(error, (JobCancelled, DeadlineExceeded)):
+        if isinstance(error, JobStopped):
             # a GPU side older than this field never confirmed anything to the web tier
             error.confirmed = err.get("confirmed") is True
         raise error

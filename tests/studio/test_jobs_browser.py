@@ -20,7 +20,6 @@ from tests.backend_fixtures import BackendServer
 from tests.studio.conftest import Studio, running_studio
 from tests.studio.test_browser import open_tab
 from tests.studio.test_creator_browser import browser, open_page, wait_until  # noqa: F401 (fixture)
-from ui.client import RylaClient
 from ui.studio.warm import PrewarmSettings
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import gradio as gr
 
-from ui.client import BackendError, RylaClient, extension_for, sniff_content_type
+from ui.client import ENDED, BackendError, RylaClient, extension_for, sniff_content_type
 from ui.studio.feedback import GalleryItem, pct
 from ui.studio.fields import UNCHANGED, Components, Field, Values, restored
 from ui.studio.history import History, HistoryItem
@@ -82,7 +82,7 @@ class HistoryTab:
                 return item  # the backend is away: settled at a later look
             changed = changed or job.get("status") != now.get("status")
             job["status"] = now.get("status")
-        if all(job.get("status") in ("succeeded", "failed", "cancelled") for job in item.jobs):
+        if all(job.get("status") in ENDED for job in item.jobs):
             item.state, changed = "interrupted", True
         if changed:
             self.history.update(item)
@@ -222,7 +222,7 @@ class HistoryTab:
 def _state_text(item: HistoryItem) -> str:
     words = STATE_WORDS.get(item.state, item.state)
     if item.state == "running" and item.jobs:
-        ended = sum(job.get("status") in ("succeeded", "failed", "cancelled") for job in item.jobs)
+        ended = sum(job.get("status") in ENDED for job in item.jobs)
         return f"{words}: {ended} of {len(item.jobs)} jobs ended"
     return words
 
